@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs Gantry's whole test suite on a fresh Debian machine (or this one).
+#
+# 1. Installs what the tests talk to, when it is missing:
+#    - docker-registry: Debian's CNCF Distribution 2.8.2, started by gantry-testkit's
+#      RegistryHarness on a free 127.0.0.1 port for every registry test.
+# 2. Checks formatting and lints (the same bar every change must meet).
+# 3. Runs `cargo test --workspace`.
+#
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p gantry-layer`).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+missing=()
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing Debian packages: ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --locked "$@"
