@@ -368,7 +368,7 @@ pub(crate) fn descriptor(media_type: &str, digest: &Digest, size: u64) -> Descri
 }
 
 /// RFC 7386 JSON merge patch.
-fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+pub(crate) fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
     use serde_json::Value;
     let Value::Object(patch) = patch else {
         *target = patch.clone();

@@ -14,7 +14,7 @@
 //!
 //! ```no_run
 //! use gantry_model::oci::Compression;
-//! use gantry_testkit::{Artifact, ImageBuilder, LayerBuilder};
+//! use gantry_testkit::{Artifact, ImageBuilder, LayerBuilder, RegistryHarness};
 //!
 //! let image = ImageBuilder::new()
 //!     .user("nobody")
@@ -24,25 +24,32 @@
 //! let dir = tempfile::tempdir().map_err(|e| gantry_testkit::Error::Recipe(e.to_string()))?;
 //! image.write_oci_layout(dir.path(), Some("v1"))?;
 //!
-//! let pushed = image.push("127.0.0.1:5000", "demo/app", Some("v1"), None)?;
+//! let registry = RegistryHarness::start()?; // killed on drop
+//! let pushed = image.push(&registry, "demo/app", Some("v1"), None)?;
 //! assert_eq!(pushed.digest, image.manifest_digest);
 //! # Ok::<(), gantry_testkit::Error>(())
 //! ```
 
 mod blob;
 mod error;
+mod faulty;
+mod http;
 mod image;
 mod index;
 mod layer;
 mod push;
+mod registry;
+mod token;
 mod write;
 
 pub use blob::{Blob, sha256};
 pub use error::{Error, Result};
+pub use faulty::{Fault, FaultyRegistry};
 pub use image::{BuiltImage, CREATED, ImageBuilder, MediaTypes};
 pub use index::{
     ATTESTATION_ARTIFACT_TYPE, BuiltIndex, IN_TOTO, IndexBuilder, OCI_EMPTY, SLSA_PROVENANCE_V02,
 };
 pub use layer::{BuiltLayer, LayerBuilder};
 pub use push::{FetchedManifest, Pushed, RawResponse, RegistryClient, Target};
+pub use registry::{Auth, BINARY_ENV, RegistryHarness, RegistryOptions};
 pub use write::{Artifact, Content, DockerArchiveStyle, REF_NAME};

@@ -100,6 +100,10 @@ enum ReqBody<'a> {
 /// Largest response body read into memory (manifests, errors, test blobs).
 const MAX_RESPONSE: u64 = 512 * 1024 * 1024;
 
+/// Whole-request timeout: generous for big test blobs on loopback, finite so a wedged
+/// registry fails the test instead of hanging it.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A blocking distribution-API client for tests.
 #[derive(Debug)]
 pub struct RegistryClient {
@@ -113,11 +117,21 @@ pub struct RegistryClient {
 impl RegistryClient {
     /// A client for `target`, answering challenges with `creds` (anonymous when `None`).
     pub fn new(target: &(impl Target + ?Sized), creds: Option<(&str, &str)>) -> RegistryClient {
+        Self::with_timeout(target, creds, DEFAULT_TIMEOUT)
+    }
+
+    /// Like [`RegistryClient::new`] with a whole-request timeout (short ones for tests
+    /// against a hanging [`crate::FaultyRegistry`]).
+    pub fn with_timeout(
+        target: &(impl Target + ?Sized),
+        creds: Option<(&str, &str)>,
+        timeout: Duration,
+    ) -> RegistryClient {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(120)))
+            .timeout_connect(Some(Duration::from_secs(5).min(timeout)))
+            .timeout_global(Some(timeout))
             .build();
         RegistryClient {
             agent: config.new_agent(),

@@ -4,3 +4,5 @@
 
 #[path = "harness/local.rs"]
 mod local;
+#[path = "harness/registry.rs"]
+mod registry;
