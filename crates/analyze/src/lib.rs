@@ -1,1 +1,33 @@
-//! gantry-analyze: Analyzers that consume layer entries, and the squash of layer reports into image facts.
+//! gantry-analyze: what Gantry learns from each layer's entries, and how the layers add up.
+//!
+//! The layer walker (`gantry-layer`) owns the loop over tar entries and pushes each one to a
+//! [`LayerDispatcher`], which
+//! - records every file and whiteout in the layer's [`LayerReport`] (the raw material of the
+//!   squashed filesystem), and
+//! - hands matching files to the [`Analyzer`]s that declared interest in them: one compiled
+//!   `GlobSet` match per entry, content read once into a buffer bounded by the largest byte
+//!   budget among the interested analyzers.
+//!
+//! Analyzers never open a tar themselves; they are listed explicitly in [`builtin`] with an id
+//! and a version, and [`fingerprint`] of that list is part of the per-layer cache key, so a
+//! changed analyzer invalidates exactly the cached results it produced.
+//!
+//! [`squash`] applies the layer reports in order (whiteouts, opaque directories, overwrites)
+//! into the final filesystem view plus the history of what later layers deleted or replaced.
+//!
+//! ```
+//! use gantry_analyze::{builtin, fingerprint};
+//! let analyzers = builtin();
+//! assert!(fingerprint(&analyzers).starts_with("v1-"));
+//! ```
+
+mod analyzers;
+mod dispatch;
+mod report;
+pub mod squash;
+
+pub use analyzers::os_release::OsRelease;
+pub use analyzers::{Analyzer, Interest, LayerAnalysis, builtin, fingerprint};
+pub use dispatch::{AnalyzerSet, DispatchError, LayerDispatcher};
+pub use report::{LayerReport, Unknown};
+pub use squash::{Change, ChangeKind, Filesystem, SquashedFile, squash};
