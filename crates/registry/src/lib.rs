@@ -1,1 +1,46 @@
-//! gantry-registry: Where images come from: registries (oci-client), OCI layouts, oci-archive and docker-archive, behind one trait.
+//! gantry-registry: where images come from.
+//!
+//! One trait, [`ImageSource`], over four kinds of source, named by a [`SourceRef`]:
+//!
+//! - a **registry** (through `oci-client`): anonymous, basic, or bearer-token auth with
+//!   credentials given explicitly or found in Docker's `config.json`; HTTPS required except for
+//!   loopback and listed insecure registries;
+//! - an **OCI layout** directory (`oci:DIR[:TAG]`);
+//! - an **oci-archive** (`oci-archive:FILE[:TAG]`), read in place by seeking into the tar;
+//! - a **docker-archive** (`docker-archive:FILE[:REPO:TAG]`, `docker save` output), with a
+//!   synthesised manifest.
+//!
+//! [`open`] turns a `SourceRef` into an `Arc<dyn ImageSource>`; [`resolve_one`] (or
+//! [`resolve_all_platforms`]) walks from the named document through indexes to image manifests
+//! and configs, each size-capped ([`FetchLimits`]) and digest-verified; [`ImageSource::blob`]
+//! then streams layers, whose digests the layer walker verifies as it reads.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), gantry_registry::RegistryError> {
+//! use gantry_registry::{SourceOptions, SourceRef, open, resolve_one};
+//!
+//! let source: SourceRef = "oci:./image:latest".parse()?;
+//! let src = open(&source, &SourceOptions::default()).await?;
+//! let image = resolve_one(src.as_ref(), None).await?;
+//! for layer in &image.manifest.layers {
+//!     let _bytes = src.blob(layer).await?; // AsyncRead of the stored (compressed) bytes
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Every failure is a [`RegistryError`] with a stable [`RegistryError::code`].
+
+mod auth;
+mod docker_archive;
+mod document;
+mod error;
+mod layout;
+mod local;
+mod remote;
+mod resolve;
+mod source;
+
+pub use document::Document;
+pub use error::{BoxError, RegistryError};
+pub use resolve::{IndexInfo, MAX_INDEX_DEPTH, ResolvedImage, resolve_all_platforms, resolve_one};
+pub use source::{BlobStream, FetchLimits, ImageSource, SourceOptions, SourceRef, open};
