@@ -77,10 +77,8 @@ impl Filesystem {
     }
 
     fn remove_subtree(&mut self, dir: &str, include_self: bool, by_layer: usize) {
-        if include_self {
-            if let Some(f) = self.files.remove(dir) {
-                self.hide(ChangeKind::Deleted, f, by_layer);
-            }
+        if include_self && let Some(f) = self.files.remove(dir) {
+            self.hide(ChangeKind::Deleted, f, by_layer);
         }
         // Children of `dir` sort between "dir/" and "dir0" ('0' follows '/'); the root's
         // children are everything.

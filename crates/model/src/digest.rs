@@ -95,7 +95,9 @@ impl FromStr for Digest {
             _ => return Err(DigestError::UnsupportedAlgorithm(s.to_string())),
         };
         let ok = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !ok {
             return Err(DigestError::BadHex(s.to_string(), algorithm.hex_len()));
         }
@@ -146,9 +148,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests() {
-        assert!(matches!("e3b0".parse::<Digest>(), Err(DigestError::MissingAlgorithm(_))));
-        assert!(matches!("md5:abcd".parse::<Digest>(), Err(DigestError::UnsupportedAlgorithm(_))));
-        assert!(matches!("sha256:ABCD".parse::<Digest>(), Err(DigestError::BadHex(..))));
+        assert!(matches!(
+            "e3b0".parse::<Digest>(),
+            Err(DigestError::MissingAlgorithm(_))
+        ));
+        assert!(matches!(
+            "md5:abcd".parse::<Digest>(),
+            Err(DigestError::UnsupportedAlgorithm(_))
+        ));
+        assert!(matches!(
+            "sha256:ABCD".parse::<Digest>(),
+            Err(DigestError::BadHex(..))
+        ));
         let upper = EMPTY.to_uppercase().replace("SHA256", "sha256");
         assert!(upper.parse::<Digest>().is_err());
         assert!("sha256:../../etc/passwd".parse::<Digest>().is_err());

@@ -7,7 +7,7 @@
 //! - [`Digest`]: a content digest (`sha256:…` / `sha512:…`), validated on parse.
 //! - [`ImageRef`]: an image reference normalised exactly as Docker does
 //!   (`alpine` → `docker.io/library/alpine:latest`).
-//! - [`Platform`]: `os/arch[/variant]`.
+//! - [`Platform`]: `os/arch[/variant]`, e.g. `linux/arm64/v8`.
 //! - [`oci`]: manifests, indexes, image configs and media-type classification.
 //! - [`fs`]: what a layer walk records about each tar entry, and the squashed view.
 //!

@@ -27,11 +27,14 @@ pub mod media_type {
     /// OCI non-distributable (foreign) layers, deprecated.
     pub const OCI_FOREIGN_TAR: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
     /// OCI non-distributable gzip layer.
-    pub const OCI_FOREIGN_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+    pub const OCI_FOREIGN_GZIP: &str =
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
     /// OCI non-distributable zstd layer.
-    pub const OCI_FOREIGN_ZSTD: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
+    pub const OCI_FOREIGN_ZSTD: &str =
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
     /// Docker manifest list.
-    pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
     /// Docker schema 2 manifest.
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
     /// Docker image config.
@@ -43,9 +46,15 @@ pub mod media_type {
     /// Docker zstd layer (written by some BuildKit versions).
     pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
     /// Docker foreign layer (Windows base layers).
-    pub const DOCKER_FOREIGN_GZIP: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    pub const DOCKER_FOREIGN_GZIP: &str =
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
     /// Manifest media types Gantry asks registries for, most preferred first.
-    pub const ACCEPTED_MANIFESTS: [&str; 4] = [OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
+    pub const ACCEPTED_MANIFESTS: [&str; 4] = [
+        OCI_INDEX,
+        DOCKER_MANIFEST_LIST,
+        OCI_MANIFEST,
+        DOCKER_MANIFEST,
+    ];
 }
 
 /// How a layer blob is compressed.
@@ -155,7 +164,11 @@ pub struct IndexPlatform {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// OS version (Windows).
-    #[serde(default, rename = "os.version", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "os.version",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
 }
 
@@ -262,7 +275,11 @@ pub struct ContainerConfig {
     #[serde(rename = "Env", default, deserialize_with = "null_as_default")]
     pub env: Vec<String>,
     /// Entrypoint.
-    #[serde(rename = "Entrypoint", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Entrypoint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub entrypoint: Option<Vec<String>>,
     /// Cmd.
     #[serde(rename = "Cmd", default, skip_serializing_if = "Option::is_none")]
@@ -280,7 +297,11 @@ pub struct ContainerConfig {
     #[serde(rename = "Volumes", default, deserialize_with = "null_as_default")]
     pub volumes: BTreeMap<String, serde_json::Value>,
     /// Stop signal.
-    #[serde(rename = "StopSignal", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "StopSignal",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stop_signal: Option<String>,
 }
 
@@ -329,11 +350,26 @@ mod tests {
 
     #[test]
     fn classifies_layers() {
-        assert_eq!(LayerKind::of(media_type::DOCKER_LAYER_GZIP), LayerKind::Tar(Compression::Gzip));
-        assert_eq!(LayerKind::of(media_type::OCI_LAYER_ZSTD), LayerKind::Tar(Compression::Zstd));
-        assert_eq!(LayerKind::of(media_type::OCI_LAYER_TAR), LayerKind::Tar(Compression::None));
-        assert_eq!(LayerKind::of(media_type::DOCKER_FOREIGN_GZIP), LayerKind::Foreign(Compression::Gzip));
-        assert_eq!(LayerKind::of("application/vnd.cncf.helm.chart.content.v1.tar+gzip"), LayerKind::Unknown);
+        assert_eq!(
+            LayerKind::of(media_type::DOCKER_LAYER_GZIP),
+            LayerKind::Tar(Compression::Gzip)
+        );
+        assert_eq!(
+            LayerKind::of(media_type::OCI_LAYER_ZSTD),
+            LayerKind::Tar(Compression::Zstd)
+        );
+        assert_eq!(
+            LayerKind::of(media_type::OCI_LAYER_TAR),
+            LayerKind::Tar(Compression::None)
+        );
+        assert_eq!(
+            LayerKind::of(media_type::DOCKER_FOREIGN_GZIP),
+            LayerKind::Foreign(Compression::Gzip)
+        );
+        assert_eq!(
+            LayerKind::of("application/vnd.cncf.helm.chart.content.v1.tar+gzip"),
+            LayerKind::Unknown
+        );
     }
 
     #[test]
@@ -354,7 +390,13 @@ mod tests {
         let idx = serde_json::json!({"schemaVersion":2,"manifests":[]});
         assert_eq!(DocumentKind::detect(None, &idx), Some(DocumentKind::Index));
         let man = serde_json::json!({"schemaVersion":2,"config":{},"layers":[]});
-        assert_eq!(DocumentKind::detect(Some("application/json"), &man), Some(DocumentKind::Manifest));
-        assert_eq!(DocumentKind::detect(None, &serde_json::json!({"x":1})), None);
+        assert_eq!(
+            DocumentKind::detect(Some("application/json"), &man),
+            Some(DocumentKind::Manifest)
+        );
+        assert_eq!(
+            DocumentKind::detect(None, &serde_json::json!({"x":1})),
+            None
+        );
     }
 }

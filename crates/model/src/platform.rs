@@ -64,7 +64,11 @@ impl FromStr for Platform {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split('/').collect();
-        let valid = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
         match parts.as_slice() {
             [os, arch] if valid(os) && valid(arch) => Ok(Platform {
                 os: os.to_string(),
@@ -100,7 +104,10 @@ mod tests {
         let want: Platform = "linux/arm64".parse().unwrap();
         let have: Platform = "linux/arm64/v8".parse().unwrap();
         assert!(want.matches(&have));
-        assert!(have.matches(&Platform { variant: None, ..have.clone() }));
+        assert!(have.matches(&Platform {
+            variant: None,
+            ..have.clone()
+        }));
         assert!(!want.matches(&"linux/amd64".parse().unwrap()));
         assert_eq!(have.to_string(), "linux/arm64/v8");
         assert!("linux".parse::<Platform>().is_err());

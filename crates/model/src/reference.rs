@@ -37,16 +37,22 @@ pub enum ReferenceError {
     #[error("image reference {0:?}: repository name must be lowercase")]
     Uppercase(String),
     /// A path component breaks the grammar.
-    #[error("image reference {0:?}: invalid repository name (components are [a-z0-9] joined by '.', '_', '__' or '-')")]
+    #[error(
+        "image reference {0:?}: invalid repository name (components are [a-z0-9] joined by '.', '_', '__' or '-')"
+    )]
     InvalidName(String),
     /// Repository path too long.
     #[error("image reference {0:?}: repository name longer than {MAX_NAME_LEN} characters")]
     NameTooLong(String),
     /// A 64-hex string where a name belongs (Docker refuses these as ambiguous with image IDs).
-    #[error("image reference {0:?}: a 64-character hex string is an image ID, not a repository name")]
+    #[error(
+        "image reference {0:?}: a 64-character hex string is an image ID, not a repository name"
+    )]
     LooksLikeId(String),
     /// Bad tag.
-    #[error("image reference {0:?}: invalid tag (at most {MAX_TAG_LEN} of [A-Za-z0-9_.-], not starting with '.' or '-')")]
+    #[error(
+        "image reference {0:?}: invalid tag (at most {MAX_TAG_LEN} of [A-Za-z0-9_.-], not starting with '.' or '-')"
+    )]
     InvalidTag(String),
     /// Bad digest.
     #[error("image reference {0:?}: {1}")]
@@ -164,10 +170,10 @@ fn valid_domain(d: &str) -> bool {
             None => (Some(d), None),
         }
     };
-    if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
+    if let Some(p) = port
+        && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
     }
     match host {
         None => true,
@@ -175,7 +181,9 @@ fn valid_domain(d: &str) -> bool {
             !h.is_empty()
                 && h.split('.').all(|label| {
                     !label.is_empty()
-                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                         && !label.starts_with('-')
                         && !label.ends_with('-')
                 })
@@ -219,10 +227,10 @@ impl FromStr for ImageRef {
             }
             None => (name_tag, None),
         };
-        if let Some(t) = tag {
-            if !valid_tag(t) {
-                return Err(ReferenceError::InvalidTag(input.to_string()));
-            }
+        if let Some(t) = tag
+            && !valid_tag(t)
+        {
+            return Err(ReferenceError::InvalidTag(input.to_string()));
         }
         if name.is_empty() {
             return Err(err_name());
@@ -316,15 +324,27 @@ mod tests {
         assert_eq!(norm("ubuntu:22.04"), "docker.io/library/ubuntu:22.04");
         assert_eq!(norm("bitnami/redis"), "docker.io/bitnami/redis:latest");
         assert_eq!(norm("docker.io/ubuntu"), "docker.io/library/ubuntu:latest");
-        assert_eq!(norm("index.docker.io/ubuntu"), "docker.io/library/ubuntu:latest");
+        assert_eq!(
+            norm("index.docker.io/ubuntu"),
+            "docker.io/library/ubuntu:latest"
+        );
         assert_eq!(norm("localhost/app"), "localhost/app:latest");
         assert_eq!(norm("registry:5000/app"), "registry:5000/app:latest");
         assert_eq!(norm("host:5000/ns/repo:tag"), "host:5000/ns/repo:tag");
         assert_eq!(norm("ghcr.io/o/app"), "ghcr.io/o/app:latest");
-        assert_eq!(norm(&format!("alpine@{D}")), format!("docker.io/library/alpine@{D}"));
-        assert_eq!(norm(&format!("nginx:1.25@{D}")), format!("docker.io/library/nginx:1.25@{D}"));
+        assert_eq!(
+            norm(&format!("alpine@{D}")),
+            format!("docker.io/library/alpine@{D}")
+        );
+        assert_eq!(
+            norm(&format!("nginx:1.25@{D}")),
+            format!("docker.io/library/nginx:1.25@{D}")
+        );
         assert_eq!(norm("[::1]:5000/app:v1"), "[::1]:5000/app:v1");
-        assert_eq!(norm("a__b/c-d--e.f:1.0-rc_1"), "docker.io/a__b/c-d--e.f:1.0-rc_1");
+        assert_eq!(
+            norm("a__b/c-d--e.f:1.0-rc_1"),
+            "docker.io/a__b/c-d--e.f:1.0-rc_1"
+        );
     }
 
     #[test]
@@ -335,28 +355,65 @@ mod tests {
         assert_eq!(r.tag(), Some("v1"));
         assert_eq!(r.host(), "127.0.0.1");
         assert!(r.is_loopback());
-        assert!("localhost:5000/a".parse::<ImageRef>().unwrap().is_loopback());
+        assert!(
+            "localhost:5000/a"
+                .parse::<ImageRef>()
+                .unwrap()
+                .is_loopback()
+        );
         assert!("[::1]:5000/a".parse::<ImageRef>().unwrap().is_loopback());
         assert!(!"ghcr.io/a".parse::<ImageRef>().unwrap().is_loopback());
-        assert!(!"127.0.0.1.example.com/a".parse::<ImageRef>().unwrap().is_loopback());
+        assert!(
+            !"127.0.0.1.example.com/a"
+                .parse::<ImageRef>()
+                .unwrap()
+                .is_loopback()
+        );
     }
 
     #[test]
     fn rejects_invalid() {
         assert_eq!("".parse::<ImageRef>(), Err(ReferenceError::Empty));
-        assert!(matches!("Ubuntu".parse::<ImageRef>(), Err(ReferenceError::Uppercase(_))));
-        assert!(matches!("ubuntu:".parse::<ImageRef>(), Err(ReferenceError::InvalidTag(_))));
-        assert!(matches!("ubuntu:-x".parse::<ImageRef>(), Err(ReferenceError::InvalidTag(_))));
-        assert!(matches!("ubuntu@sha256:abc".parse::<ImageRef>(), Err(ReferenceError::InvalidDigest(..))));
-        assert!(matches!("a/-b".parse::<ImageRef>(), Err(ReferenceError::InvalidName(_))));
-        assert!(matches!("a//b".parse::<ImageRef>(), Err(ReferenceError::InvalidName(_))));
-        assert!(matches!("a/b..c".parse::<ImageRef>(), Err(ReferenceError::InvalidName(_))));
+        assert!(matches!(
+            "Ubuntu".parse::<ImageRef>(),
+            Err(ReferenceError::Uppercase(_))
+        ));
+        assert!(matches!(
+            "ubuntu:".parse::<ImageRef>(),
+            Err(ReferenceError::InvalidTag(_))
+        ));
+        assert!(matches!(
+            "ubuntu:-x".parse::<ImageRef>(),
+            Err(ReferenceError::InvalidTag(_))
+        ));
+        assert!(matches!(
+            "ubuntu@sha256:abc".parse::<ImageRef>(),
+            Err(ReferenceError::InvalidDigest(..))
+        ));
+        assert!(matches!(
+            "a/-b".parse::<ImageRef>(),
+            Err(ReferenceError::InvalidName(_))
+        ));
+        assert!(matches!(
+            "a//b".parse::<ImageRef>(),
+            Err(ReferenceError::InvalidName(_))
+        ));
+        assert!(matches!(
+            "a/b..c".parse::<ImageRef>(),
+            Err(ReferenceError::InvalidName(_))
+        ));
         assert!(matches!(
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse::<ImageRef>(),
             Err(ReferenceError::LooksLikeId(_))
         ));
         let long = format!("a/{}", "b".repeat(300));
-        assert!(matches!(long.parse::<ImageRef>(), Err(ReferenceError::NameTooLong(_))));
-        assert!(matches!("host:port/app".parse::<ImageRef>(), Err(ReferenceError::InvalidHost(_))));
+        assert!(matches!(
+            long.parse::<ImageRef>(),
+            Err(ReferenceError::NameTooLong(_))
+        ));
+        assert!(matches!(
+            "host:port/app".parse::<ImageRef>(),
+            Err(ReferenceError::InvalidHost(_))
+        ));
     }
 }
