@@ -59,6 +59,13 @@ enum Entry {
         path: Vec<u8>,
         target: Vec<u8>,
     },
+    /// Character device (`kind` Char) or FIFO.
+    Special {
+        path: Vec<u8>,
+        kind: EntryType,
+        major: u32,
+        minor: u32,
+    },
     /// Name bytes copied into the ustar header as written, `..` and leading `/` included.
     RawPath {
         path: Vec<u8>,
@@ -179,6 +186,28 @@ impl LayerBuilder {
         self.entries.push(Entry::Hardlink {
             path: clean(path),
             target: target.as_bytes().to_vec(),
+        });
+        self
+    }
+
+    /// A character device node (e.g. `dev/null` is 1, 3), mode 0666.
+    pub fn char_device(mut self, path: &str, major: u32, minor: u32) -> Self {
+        self.entries.push(Entry::Special {
+            path: clean(path),
+            kind: EntryType::Char,
+            major,
+            minor,
+        });
+        self
+    }
+
+    /// A named pipe, mode 0644.
+    pub fn fifo(mut self, path: &str) -> Self {
+        self.entries.push(Entry::Special {
+            path: clean(path),
+            kind: EntryType::Fifo,
+            major: 0,
+            minor: 0,
         });
         self
     }
@@ -401,6 +430,22 @@ impl LayerBuilder {
                 )?,
                 Entry::Hardlink { path, target } => {
                     write_named(w, ustar(EntryType::Link, 0, 0o644), path, Some(target), &[])?
+                }
+                Entry::Special {
+                    path,
+                    kind,
+                    major,
+                    minor,
+                } => {
+                    let mode = if *kind == EntryType::Char {
+                        0o666
+                    } else {
+                        0o644
+                    };
+                    let mut h = ustar(*kind, 0, mode);
+                    h.set_device_major(*major)?;
+                    h.set_device_minor(*minor)?;
+                    write_named(w, h, path, None, &[])?;
                 }
                 Entry::RawPath { path, data } => {
                     let mut h = ustar(EntryType::Regular, data.len() as u64, 0o644);

@@ -178,6 +178,8 @@ fn hostile_entries_are_written_as_asked() {
         .gnu_long_path(&format!("{long}2"), "gnu")
         .zeros("big", 3 * 1024 * 1024)
         .many_files("many", 1000)
+        .char_device("dev/null", 1, 3)
+        .fifo("run/pipe")
         .build()
         .unwrap();
     let tar = layer.tar_bytes().unwrap();
@@ -189,7 +191,9 @@ fn hostile_entries_are_written_as_asked() {
     assert_eq!(entries[&format!("{long}2")].1, b"gnu");
     assert_eq!(entries["big"].1.len(), 3 * 1024 * 1024);
     assert!(entries.contains_key("many/999"));
-    assert_eq!(entries.len(), 5 + 1000);
+    assert_eq!(entries["dev/null"].0, tar::EntryType::Char);
+    assert_eq!(entries["run/pipe"].0, tar::EntryType::Fifo);
+    assert_eq!(entries.len(), 7 + 1000);
 
     let huge = LayerBuilder::new(Compression::Gzip)
         .file("a", "1")

@@ -267,3 +267,25 @@ fn faulty_registry_answers_badly() {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
+
+#[test]
+fn notifications_reach_the_configured_endpoint() {
+    let receiver = FaultyRegistry::start(Fault::Status(202)).unwrap();
+    let registry = RegistryHarness::start_with_options(gantry_testkit::RegistryOptions {
+        notify_url: Some(format!("{}/webhooks/distribution", receiver.url())),
+        ..Default::default()
+    })
+    .unwrap();
+    image(MediaTypes::Oci, "notify")
+        .push(&registry, "gantry/notify", Some("v1"), None)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while receiver.requests() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        receiver.requests() > 0,
+        "no event delivered\n{}",
+        registry.log_tail()
+    );
+}
