@@ -29,6 +29,10 @@ const USER_AGENT: &str = concat!("gantry/", env!("CARGO_PKG_VERSION"));
 /// Largest error body read from a failed request: enough for any OCI error envelope.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 const DOCKER_CONTENT_DIGEST: &str = "Docker-Content-Digest";
+/// How long the HTTPS probe of a loopback registry may take before plain HTTP is tried. A TLS
+/// handshake on loopback takes milliseconds; a plain-HTTP server that got a ClientHello may
+/// instead sit waiting for a request line until its own read timeout.
+const LOOPBACK_HTTPS_PROBE: Duration = Duration::from_secs(2);
 
 /// How a registry may be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,14 +132,21 @@ impl RegistrySource {
             .map_err(|e| from_reqwest(e, &ctx))?;
         let scheme = match transport {
             Transport::HttpsOnly => "https",
-            Transport::HttpsThenHttp => match ping(&http, "https", &host, &limits, &ctx).await {
-                Ok(()) => "https",
-                Err(https_err) => {
-                    tracing::debug!(registry = %host, error = %https_err, "HTTPS failed, trying plain HTTP");
-                    ping(&http, "http", &host, &limits, &ctx).await?;
-                    "http"
+            Transport::HttpsThenHttp => {
+                let probe = if image.is_loopback() {
+                    LOOPBACK_HTTPS_PROBE.min(limits.request_timeout_manifest)
+                } else {
+                    limits.request_timeout_manifest
+                };
+                match ping(&http, "https", &host, probe, &ctx).await {
+                    Ok(()) => "https",
+                    Err(https_err) => {
+                        tracing::debug!(registry = %host, error = %https_err, "HTTPS failed, trying plain HTTP");
+                        ping(&http, "http", &host, limits.request_timeout_manifest, &ctx).await?;
+                        "http"
+                    }
                 }
-            },
+            }
         };
         let client = Client::try_from(ClientConfig {
             protocol: if scheme == "http" {
@@ -174,9 +185,15 @@ impl RegistrySource {
             }) if transport == Transport::HttpsOnly => {
                 // Tell "speaks only HTTP" apart from "unreachable": ask the same host over HTTP
                 // (a credential-free GET /v2/).
-                if ping(&source.http, "http", &host, &source.limits, &ctx)
-                    .await
-                    .is_ok()
+                if ping(
+                    &source.http,
+                    "http",
+                    &host,
+                    source.limits.connect_timeout,
+                    &ctx,
+                )
+                .await
+                .is_ok()
                 {
                     return Err(RegistryError::InsecureNotAllowed { registry });
                 }
@@ -340,11 +357,11 @@ async fn ping(
     http: &reqwest::Client,
     scheme: &str,
     host: &str,
-    limits: &FetchLimits,
+    limit: Duration,
     ctx: &Ctx,
 ) -> Result<(), RegistryError> {
     let url = format!("{scheme}://{host}/v2/");
-    within(limits.request_timeout_manifest, ctx, http.get(&url).send())
+    within(limit, ctx, http.get(&url).send())
         .await?
         .map(drop)
         .map_err(|e| from_reqwest(e, ctx))
