@@ -1,0 +1,108 @@
+//! Raw command-line arguments (clap) and their conversion into validated settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use gantry_model::Platform;
+use gantry_registry::SourceRef;
+
+/// Gantry: the gate between a container registry and the clusters that run its images.
+#[derive(Debug, Parser)]
+#[command(name = "gantry", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug). GANTRY_LOG=<filter> overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print what Gantry reads from an image: manifest, config, history and every layer.
+    Inspect(InspectArgs),
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable summary.
+    Table,
+    /// Machine-readable JSON (stable field names).
+    Json,
+}
+
+/// Where images come from and how to reach them (shared by every command that reads images).
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Allow plain HTTP to this registry host (host or host:port); repeatable. Loopback hosts
+    /// (localhost, 127.0.0.0/8, ::1) are always allowed.
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST",
+        env = "GANTRY_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+    /// Registry user name (overrides the Docker config file).
+    #[arg(long, env = "GANTRY_REGISTRY_USERNAME", requires = "password")]
+    pub username: Option<String>,
+    /// Registry password or token. Prefer the environment variable to keep it out of `ps`.
+    #[arg(
+        long,
+        env = "GANTRY_REGISTRY_PASSWORD",
+        hide_env_values = true,
+        requires = "username"
+    )]
+    pub password: Option<String>,
+    /// Docker config file with registry credentials (default: $DOCKER_CONFIG/config.json, then
+    /// ~/.docker/config.json).
+    #[arg(long, value_name = "FILE")]
+    pub docker_config: Option<PathBuf>,
+}
+
+/// Layer-walk and cache settings (shared by every command that scans).
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Per-layer result cache directory (default: $GANTRY_CACHE_DIR, $XDG_CACHE_HOME/gantry
+    /// or ~/.cache/gantry).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Walk every layer even when a cached result exists, and do not write the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Layers walked at once (default: number of CPUs, at least 2).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel_layers: Option<u16>,
+    /// Override a hostile-input or timeout limit (repeatable), e.g. `--limit layer-entries=500000`
+    /// or `--limit read-timeout=2m`. Names and defaults: docs/limits.md.
+    #[arg(long = "limit", value_name = "NAME=VALUE")]
+    pub limits: Vec<crate::limits::LimitArg>,
+}
+
+/// `gantry inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image: a registry reference (`alpine`, `host:5000/ns/repo:tag`, `repo@sha256:…`),
+    /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:REPO:TAG]`.
+    #[arg(value_name = "IMAGE")]
+    pub image: SourceRef,
+    /// Platform to pick from a multi-platform index (default: this host's, else linux/amd64).
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        conflicts_with = "all_platforms"
+    )]
+    pub platform: Option<Platform>,
+    /// Inspect every platform of an index.
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}

@@ -1,0 +1,64 @@
+//! One module per subcommand; each returns the process exit code.
+
+pub mod inspect;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use gantry_registry::{ImageSource, SourceOptions};
+use gantry_scan::{LayerCache, ScanOptions, Scanner};
+use gantry_store::DirLayerCache;
+
+use crate::args::{Command, ScanArgs, SourceArgs};
+
+/// Runs a subcommand.
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Inspect(args) => inspect::run(args).await,
+    }
+}
+
+/// Opens the image source described by the arguments.
+async fn open_source(
+    image: &gantry_registry::SourceRef,
+    args: &SourceArgs,
+    scan: &ScanArgs,
+) -> anyhow::Result<Arc<dyn ImageSource>> {
+    let mut opts = SourceOptions {
+        insecure_registries: args.insecure_registries.clone(),
+        docker_config: args.docker_config.clone(),
+        credentials: args.username.clone().zip(args.password.clone()),
+        ..SourceOptions::default()
+    };
+    crate::limits::apply(
+        &scan.limits,
+        &mut gantry_layer::Limits::default(),
+        &mut opts.limits,
+    );
+    gantry_registry::open(image, &opts)
+        .await
+        .with_context(|| format!("opening {image}"))
+}
+
+/// Builds a scanner with the cache the arguments ask for.
+fn scanner(args: &ScanArgs) -> anyhow::Result<Scanner> {
+    let mut options = ScanOptions::default();
+    crate::limits::apply(
+        &args.limits,
+        &mut options.limits,
+        &mut gantry_registry::FetchLimits::default(),
+    );
+    if let Some(n) = args.parallel_layers {
+        options.parallel_layers = usize::from(n);
+    }
+    let cache: Option<Arc<dyn LayerCache>> = if args.no_cache {
+        None
+    } else {
+        args.cache_dir
+            .clone()
+            .or_else(gantry_store::default_cache_dir)
+            .map(|dir| Arc::new(DirLayerCache::new(dir)) as Arc<dyn LayerCache>)
+    };
+    Ok(Scanner::new(options, cache)?)
+}

@@ -1,0 +1,20 @@
+//! End-to-end tests of the `gantry` binary: real images from gantry-testkit, a real registry,
+//! the real binary. One test binary (ripgrep's layout); each module is one area.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+// Shared helpers: running the binary, the demo image recipe.
+mod util;
+
+// `gantry inspect` on local sources: OCI layout, oci-archive, docker-archive; output formats.
+mod inspect;
+// `gantry inspect` against Debian's docker-registry: tags, digests, indexes, auth.
+mod registry;
+// Bad input: hostile layers, wrong digests, broken registries — exit code 2 and a clear message.
+mod hostile;
+// The per-layer cache: hits across images and restarts, corrupt entries.
+mod cache;
