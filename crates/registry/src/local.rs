@@ -230,6 +230,9 @@ const MAX_ENTRIES: usize = 100_000;
 /// Longest entry or link path accepted (Linux `PATH_MAX`). Image archive paths are short
 /// (`blobs/sha256/<64 hex>`); this bounds what a GNU long-name entry makes us read.
 const MAX_PATH_BYTES: u64 = 4096;
+/// Most path bytes of all entries together: keeps the index small (a few MiB) even when every
+/// entry uses a long name.
+const MAX_TOTAL_PATH_BYTES: usize = 16 << 20;
 /// Largest PAX extended header read: a few keywords (path, linkpath, size, times) fit in far
 /// less; this bounds what a hostile `x` entry makes us read.
 const MAX_PAX_BYTES: u64 = 64 * 1024;
@@ -295,6 +298,7 @@ impl TarIndex {
         let mut long_link: Option<Vec<u8>> = None;
         let mut pax: Option<Vec<u8>> = None;
         let mut count = 0usize;
+        let mut path_bytes = 0usize;
         let mut header = [0u8; BLOCK as usize];
         loop {
             if pos + BLOCK > len {
@@ -373,6 +377,12 @@ impl TarIndex {
                 if name.len() as u64 > MAX_PATH_BYTES {
                     return Err(bad(format!(
                         "path of entry at byte {pos} is longer than {MAX_PATH_BYTES} bytes"
+                    )));
+                }
+                path_bytes += name.len();
+                if path_bytes > MAX_TOTAL_PATH_BYTES {
+                    return Err(bad(format!(
+                        "entry paths add up to more than {MAX_TOTAL_PATH_BYTES} bytes"
                     )));
                 }
                 if let Some(key) = normalize(&name) {

@@ -203,7 +203,8 @@ pub struct FetchLimits {
     /// Whole-request limit for small requests: manifests, configs, token requests and the
     /// `/v2/` ping, body included. Default 30 s: these are at most a few MiB, so 30 s only
     /// expires on a stalled or trickling registry (the idle timeout alone cannot catch a
-    /// registry that sends one byte a minute).
+    /// registry that sends one byte a minute). For layer blobs it bounds only the wait for
+    /// the response headers; the body then runs under `read_timeout` alone.
     pub request_timeout_manifest: Duration,
 }
 
