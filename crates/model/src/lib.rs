@@ -9,7 +9,8 @@
 //!   (`alpine` → `docker.io/library/alpine:latest`).
 //! - [`Platform`]: `os/arch[/variant]`, e.g. `linux/arm64/v8`.
 //! - [`oci`]: manifests, indexes, image configs and media-type classification.
-//! - [`fs`]: what a layer walk records about each tar entry, and the squashed view.
+//! - [`fs`]: what a layer walk records about each tar entry.
+//! - [`Verdict`]: a policy decision with [`Finding`]s that point at a [`Location`].
 //!
 //! ```
 //! use gantry_model::ImageRef;
@@ -22,7 +23,9 @@ pub mod fs;
 pub mod oci;
 mod platform;
 mod reference;
+mod verdict;
 
 pub use digest::{Digest, DigestAlgorithm, DigestError};
 pub use platform::{Platform, PlatformError};
 pub use reference::{ImageRef, ReferenceError};
+pub use verdict::{Decision, Finding, Location, Severity, Verdict, Waived};
