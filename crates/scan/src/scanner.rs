@@ -257,10 +257,13 @@ impl Scanner {
 
         let results: Vec<LayerResult> = results.into_iter().flatten().collect();
         let complete = results.iter().all(|r| r.layer.is_some());
+        // A skipped layer squashes as an empty one, so layer indexes in the filesystem stay
+        // manifest indexes.
+        let nothing = LayerReport::default();
         let filesystem = squash(
             results
                 .iter()
-                .filter_map(|r| r.layer.as_ref().map(|l| &l.report)),
+                .map(|r| r.layer.as_ref().map_or(&nothing, |l| &l.report)),
         );
         Ok(ScanReport {
             layers: results,

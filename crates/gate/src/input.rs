@@ -1,0 +1,233 @@
+//! The policy input document, version 1 (docs/policies/input.md), built from one scan.
+
+use std::collections::BTreeMap;
+
+use gantry_analyze::OsRelease;
+use gantry_model::Digest;
+use gantry_model::oci::{History, ImageConfig};
+use gantry_registry::ResolvedImage;
+use gantry_scan::ScanReport;
+use serde::{Deserialize, Serialize};
+
+/// Version of the input document. Fields may be added within a version, never removed or
+/// changed in meaning.
+pub const INPUT_VERSION: u32 = 1;
+
+/// `input.image`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// The image as the user named it.
+    pub source: String,
+    /// Normalised registry reference, for registry sources.
+    pub reference: Option<String>,
+    /// Manifest digest.
+    pub digest: Digest,
+    /// Manifest media type.
+    pub media_type: String,
+    /// Config digest (the image ID).
+    pub config_digest: Digest,
+    /// Digest of the index the manifest was picked from.
+    pub index_digest: Option<Digest>,
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Manifest annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Config labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One history step, with the layer it made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryStep {
+    /// The build step.
+    pub created_by: Option<String>,
+    /// When it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// True when the step made no layer.
+    pub empty_layer: bool,
+    /// The layer this step made (by convention the i-th non-empty step made layer i).
+    pub layer_index: Option<usize>,
+}
+
+/// `input.config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigInfo {
+    /// USER as written.
+    pub user: String,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Cmd.
+    pub cmd: Option<Vec<String>>,
+    /// Working directory.
+    pub working_dir: String,
+    /// Exposed ports, e.g. `8080/tcp`.
+    pub exposed_ports: Vec<String>,
+    /// Build history.
+    pub history: Vec<HistoryStep>,
+}
+
+/// `input.layers[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// Position (0 = base).
+    pub index: usize,
+    /// Blob digest.
+    pub digest: Digest,
+    /// Diff ID as measured (the config's when the layer was not walked).
+    pub diff_id: Option<Digest>,
+    /// Media type.
+    pub media_type: String,
+    /// Blob size.
+    pub compressed_size: u64,
+    /// Uncompressed size, when walked.
+    pub uncompressed_size: Option<u64>,
+    /// Entries (files, directories, links, devices), when walked.
+    pub files: Option<usize>,
+    /// The history step that made this layer.
+    pub created_by: Option<String>,
+    /// Whether the layer belongs to the base image, when known exactly.
+    pub in_base: Option<bool>,
+    /// False for layers that were not walked (foreign, unknown media type).
+    pub walked: bool,
+}
+
+/// `input.context`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// Evaluation time, RFC 3339 UTC (exceptions expire against it).
+    pub now: String,
+    /// Who asks: `cli`, `webhook`, `admission`.
+    pub mode: String,
+}
+
+/// Builds `input.image`.
+pub fn image_info(source: &str, image: &ResolvedImage) -> ImageInfo {
+    ImageInfo {
+        source: source.to_string(),
+        reference: image
+            .reference
+            .as_ref()
+            .map(|r| r.with_digest(image.manifest_digest.clone()).to_string()),
+        digest: image.manifest_digest.clone(),
+        media_type: image.manifest_media_type.clone(),
+        config_digest: image.config_digest.clone(),
+        index_digest: image.index.as_ref().map(|i| i.digest.clone()),
+        platform: image.platform.to_string(),
+        annotations: image.manifest.annotations.clone().unwrap_or_default(),
+        labels: image.config.config.labels.clone(),
+    }
+}
+
+/// History steps with the layer each made.
+pub fn history_steps(history: &[History]) -> Vec<HistoryStep> {
+    let mut next_layer = 0;
+    history
+        .iter()
+        .map(|h| {
+            let layer_index = (!h.empty_layer).then(|| {
+                next_layer += 1;
+                next_layer - 1
+            });
+            HistoryStep {
+                created_by: h.created_by.clone(),
+                created: h.created.clone(),
+                comment: h.comment.clone(),
+                empty_layer: h.empty_layer,
+                layer_index,
+            }
+        })
+        .collect()
+}
+
+/// Builds `input.config`.
+pub fn config_info(config: &ImageConfig) -> ConfigInfo {
+    let c = &config.config;
+    ConfigInfo {
+        user: c.user.clone(),
+        env: c.env.clone(),
+        entrypoint: c.entrypoint.clone(),
+        cmd: c.cmd.clone(),
+        working_dir: c.working_dir.clone(),
+        exposed_ports: c.exposed_ports.keys().cloned().collect(),
+        history: history_steps(&config.history),
+    }
+}
+
+/// Builds `input.layers`; `base_layers` marks layers known to belong to the base.
+pub fn layer_infos(
+    image: &ResolvedImage,
+    scan: &ScanReport,
+    base_layers: Option<&[usize]>,
+) -> Vec<LayerInfo> {
+    let steps = history_steps(&image.config.history);
+    scan.layers
+        .iter()
+        .map(|l| {
+            let walked = l.layer.as_ref();
+            LayerInfo {
+                index: l.index,
+                digest: l.descriptor.digest.clone(),
+                diff_id: walked
+                    .map(|w| w.stats.diff_id.clone())
+                    .or_else(|| image.config.rootfs.diff_ids.get(l.index).cloned()),
+                media_type: l.descriptor.media_type.clone(),
+                compressed_size: l.descriptor.size,
+                uncompressed_size: walked.map(|w| w.stats.uncompressed_size),
+                files: walked.map(|w| w.report.files.len()),
+                created_by: steps
+                    .iter()
+                    .find(|s| s.layer_index == Some(l.index))
+                    .and_then(|s| s.created_by.clone()),
+                in_base: base_layers.map(|b| b.contains(&l.index)),
+                walked: walked.is_some(),
+            }
+        })
+        .collect()
+}
+
+/// The os-release visible in the final filesystem: `etc/os-release` wins over
+/// `usr/lib/os-release`, as in systemd; a symlink at `etc/os-release` (Debian, Alpine) falls
+/// through to the target.
+pub fn final_os_release(scan: &ScanReport) -> Option<OsRelease> {
+    for path in ["etc/os-release", "usr/lib/os-release"] {
+        let Some(visible) = scan.filesystem.get(path) else {
+            continue;
+        };
+        if visible.entry.kind != gantry_model::fs::EntryKind::File {
+            continue;
+        }
+        let found = scan
+            .layers
+            .get(visible.layer)
+            .and_then(|l| l.layer.as_ref())
+            .and_then(|w| w.report.os_release.iter().rev().find(|(p, _)| p == path))
+            .map(|(_, os)| os.clone());
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_maps_non_empty_steps_to_layers() {
+        let h = |by: &str, empty: bool| History {
+            created_by: Some(by.into()),
+            empty_layer: empty,
+            ..History::default()
+        };
+        let steps = history_steps(&[h("ADD", false), h("ENV", true), h("RUN", false)]);
+        let idx: Vec<_> = steps.iter().map(|s| s.layer_index).collect();
+        assert_eq!(idx, vec![Some(0), None, Some(1)]);
+    }
+}
