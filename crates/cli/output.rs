@@ -82,23 +82,23 @@ pub fn inspect_table(r: &InspectReport) -> String {
         row("OS", &name);
     }
     row("Config", &r.config.digest.to_string());
-    let user = if r.config.user.is_empty() {
+    let user = if r.config.config.user.is_empty() {
         "(not set: runs as root)".to_string()
     } else {
-        r.config.user.clone()
+        r.config.config.user.clone()
     };
     row("User", &user);
-    if let Some(e) = &r.config.entrypoint {
+    if let Some(e) = &r.config.config.entrypoint {
         row("Entrypoint", &format!("{e:?}"));
     }
-    if let Some(c) = &r.config.cmd {
+    if let Some(c) = &r.config.config.cmd {
         row("Cmd", &format!("{c:?}"));
     }
-    if !r.config.working_dir.is_empty() {
-        row("WorkingDir", &r.config.working_dir);
+    if !r.config.config.working_dir.is_empty() {
+        row("WorkingDir", &r.config.config.working_dir);
     }
-    if !r.config.exposed_ports.is_empty() {
-        row("Ports", &r.config.exposed_ports.join(", "));
+    if !r.config.config.exposed_ports.is_empty() {
+        row("Ports", &r.config.config.exposed_ports.join(", "));
     }
     if let Some(c) = &r.config.created {
         row("Created", c);
@@ -111,7 +111,7 @@ pub fn inspect_table(r: &InspectReport) -> String {
             }
         }
     };
-    list("Env", r.config.env.clone());
+    list("Env", r.config.config.env.clone());
     list(
         "Labels",
         r.config
@@ -131,6 +131,7 @@ pub fn inspect_table(r: &InspectReport) -> String {
     list(
         "History",
         r.config
+            .config
             .history
             .iter()
             .map(|h| {
@@ -154,13 +155,23 @@ pub fn inspect_table(r: &InspectReport) -> String {
         let _ = writeln!(
             s,
             "  {:>3}  {:<19}  {:<19}  {:<10}  {:>10}  {:>12}  {:>7}  {:>9}  {}",
-            l.index,
-            short(&l.digest),
-            l.diff_id.as_ref().map(short).unwrap_or_else(|| "-".into()),
-            short_media_type(&l.media_type),
-            bytes(l.compressed_size),
-            l.uncompressed_size.map(bytes).unwrap_or_else(|| "-".into()),
-            l.files.map(|f| f.to_string()).unwrap_or_else(|| "-".into()),
+            l.layer.index,
+            short(&l.layer.digest),
+            l.layer
+                .diff_id
+                .as_ref()
+                .map(short)
+                .unwrap_or_else(|| "-".into()),
+            short_media_type(&l.layer.media_type),
+            bytes(l.layer.compressed_size),
+            l.layer
+                .uncompressed_size
+                .map(bytes)
+                .unwrap_or_else(|| "-".into()),
+            l.layer
+                .files
+                .map(|f| f.to_string())
+                .unwrap_or_else(|| "-".into()),
             l.whiteouts.len(),
             match (&l.skipped, l.source) {
                 (Some(why), _) => format!("skipped: {why}"),
@@ -169,7 +180,7 @@ pub fn inspect_table(r: &InspectReport) -> String {
         );
     }
     for l in r.layers.iter().filter(|l| !l.whiteouts.is_empty()) {
-        let _ = writeln!(s, "Whiteouts in layer {}", l.index);
+        let _ = writeln!(s, "Whiteouts in layer {}", l.layer.index);
         for w in &l.whiteouts {
             let _ = writeln!(s, "  {w}");
         }

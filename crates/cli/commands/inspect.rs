@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use gantry_analyze::{ChangeKind, OsRelease, Unknown};
 use gantry_model::Digest;
-use gantry_model::fs::EntryKind;
-use gantry_model::oci::History;
 use gantry_registry::ResolvedImage;
 use gantry_scan::{LayerSource, ScanReport};
 use serde::Serialize;
@@ -65,52 +63,28 @@ pub struct IndexInfo {
     pub platforms: Vec<String>,
 }
 
-/// Config facts.
+/// Config facts: the policy input's `config`, plus what a reader of an image wants to see.
 #[derive(Debug, Serialize)]
 pub struct ConfigInfo {
     /// Digest of the config (the image ID).
     pub digest: Digest,
-    /// USER as written.
-    pub user: String,
-    /// Environment.
-    pub env: Vec<String>,
-    /// Entrypoint.
-    pub entrypoint: Option<Vec<String>>,
-    /// Cmd.
-    pub cmd: Option<Vec<String>>,
-    /// Working directory.
-    pub working_dir: String,
+    /// User, env, entrypoint, cmd, working dir, ports, history.
+    #[serde(flatten)]
+    pub config: gantry_gate::ConfigInfo,
     /// Labels.
     pub labels: BTreeMap<String, String>,
-    /// Exposed ports.
-    pub exposed_ports: Vec<String>,
     /// Creation time.
     pub created: Option<String>,
-    /// Build history.
-    pub history: Vec<History>,
 }
 
-/// One layer.
+/// One layer: the policy input's `layers[]`, plus whiteouts and where the result came from.
 #[derive(Debug, Serialize)]
 pub struct LayerInfo {
-    /// Position (0 = base).
-    pub index: usize,
-    /// Blob digest.
-    pub digest: Digest,
-    /// Diff ID (digest of the uncompressed tar), as measured; the config's when not walked.
-    pub diff_id: Option<Digest>,
-    /// Media type.
-    pub media_type: String,
-    /// Blob size.
-    pub compressed_size: u64,
-    /// Uncompressed size (when walked).
-    pub uncompressed_size: Option<u64>,
-    /// Entries that are files, directories, links or devices.
-    pub files: Option<usize>,
-    /// Whiteouts: paths this layer deletes from lower layers (`dir/` suffix for opaque ones).
+    /// Digest, sizes, files, history step.
+    #[serde(flatten)]
+    pub layer: gantry_gate::LayerInfo,
+    /// Whiteouts: paths this layer deletes from lower layers (` (opaque)` marks opaque ones).
     pub whiteouts: Vec<String>,
-    /// The history step that made the layer.
-    pub created_by: Option<String>,
     /// walked, cached or skipped.
     pub source: LayerSource,
     /// Why the layer was not walked.
@@ -174,55 +148,35 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn build(source: &str, image: &ResolvedImage, scan: &ScanReport) -> InspectReport {
-    let cfg = &image.config.config;
-    // History entries that made a layer, in order, map onto layers by position.
-    let mut layer_steps = image
-        .config
-        .history
-        .iter()
-        .filter(|h| !h.empty_layer)
-        .map(|h| h.created_by.clone());
-    let layers: Vec<LayerInfo> = scan
-        .layers
-        .iter()
-        .map(|l| {
-            let walked = l.layer.as_ref();
-            LayerInfo {
-                index: l.index,
-                digest: l.descriptor.digest.clone(),
-                diff_id: walked
-                    .map(|w| w.stats.diff_id.clone())
-                    .or_else(|| image.config.rootfs.diff_ids.get(l.index).cloned()),
-                media_type: l.descriptor.media_type.clone(),
-                compressed_size: l.descriptor.size,
-                uncompressed_size: walked.map(|w| w.stats.uncompressed_size),
-                files: walked.map(|w| w.report.files.len()),
-                whiteouts: walked
-                    .map(|w| {
-                        w.report
-                            .whiteouts
-                            .iter()
-                            .map(|wh| {
-                                if wh.opaque {
-                                    format!("{}/ (opaque)", wh.path)
-                                } else {
-                                    wh.path.clone()
-                                }
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                created_by: layer_steps.next().flatten(),
-                source: l.source,
-                skipped: l.skipped.clone(),
-            }
+    let layers: Vec<LayerInfo> = gantry_gate::input::layer_infos(image, scan, None)
+        .into_iter()
+        .zip(&scan.layers)
+        .map(|(layer, l)| LayerInfo {
+            layer,
+            whiteouts: l
+                .layer
+                .iter()
+                .flat_map(|w| &w.report.whiteouts)
+                .map(|wh| {
+                    if wh.opaque {
+                        format!("{}/ (opaque)", wh.path)
+                    } else {
+                        wh.path.clone()
+                    }
+                })
+                .collect(),
+            source: l.source,
+            skipped: l.skipped.clone(),
         })
         .collect();
     let fs = &scan.filesystem;
     let totals = Totals {
         layers: layers.len(),
-        compressed_size: layers.iter().map(|l| l.compressed_size).sum(),
-        uncompressed_size: layers.iter().filter_map(|l| l.uncompressed_size).sum(),
+        compressed_size: layers.iter().map(|l| l.layer.compressed_size).sum(),
+        uncompressed_size: layers
+            .iter()
+            .filter_map(|l| l.layer.uncompressed_size)
+            .sum(),
         final_paths: fs.files.len(),
         final_file_bytes: fs.visible_bytes(),
         deleted_entries: fs
@@ -250,18 +204,12 @@ fn build(source: &str, image: &ResolvedImage, scan: &ScanReport) -> InspectRepor
             platforms: i.platforms.iter().map(ToString::to_string).collect(),
         }),
         platform: image.platform.to_string(),
-        os: final_os_release(scan),
+        os: gantry_gate::input::final_os_release(scan),
         config: ConfigInfo {
             digest: image.config_digest.clone(),
-            user: cfg.user.clone(),
-            env: cfg.env.clone(),
-            entrypoint: cfg.entrypoint.clone(),
-            cmd: cfg.cmd.clone(),
-            working_dir: cfg.working_dir.clone(),
-            labels: cfg.labels.clone(),
-            exposed_ports: cfg.exposed_ports.keys().cloned().collect(),
+            config: gantry_gate::input::config_info(&image.config),
+            labels: image.config.config.labels.clone(),
             created: image.config.created.clone(),
-            history: image.config.history.clone(),
         },
         layers,
         totals,
@@ -273,29 +221,4 @@ fn build(source: &str, image: &ResolvedImage, scan: &ScanReport) -> InspectRepor
             .flat_map(|l| l.report.unknowns.iter().cloned())
             .collect(),
     }
-}
-
-/// The os-release that is visible in the final filesystem: `etc/os-release` wins over
-/// `usr/lib/os-release`, as in systemd; a symlink `etc/os-release` → `../usr/lib/os-release`
-/// (Debian, Alpine) falls through to the target.
-fn final_os_release(scan: &ScanReport) -> Option<OsRelease> {
-    for path in ["etc/os-release", "usr/lib/os-release"] {
-        let Some(visible) = scan.filesystem.get(path) else {
-            continue;
-        };
-        if visible.entry.kind != EntryKind::File {
-            continue;
-        }
-        let found = scan
-            .layers
-            .iter()
-            .filter_map(|l| l.layer.as_ref().map(|w| (l.index, w)))
-            .find(|(i, _)| *i == visible.layer)
-            .and_then(|(_, w)| w.report.os_release.iter().rev().find(|(p, _)| p == path))
-            .map(|(_, os)| os.clone());
-        if found.is_some() {
-            return found;
-        }
-    }
-    None
 }
