@@ -30,9 +30,10 @@ use crate::path::{self, Meaning, PathError};
 use crate::stream::{Decoder, Hasher, Inflated, Source, Trip, untag_source_error};
 
 /// Buffer between the decompressor and the tar walk. Decompressors write straight into it
-/// and small entries are parsed out of it without copies; 256 KiB measured best here
-/// (docs/benchmarks.md), 128 KiB is within a few percent.
-const TAR_BUFFER: usize = 256 * 1024;
+/// and small entries are parsed out of it without copies. Sizes from 64 KiB to 1 MiB
+/// measured within ±3% of each other (docs/benchmarks.md); 128 KiB was at or near the best
+/// for gzip, zstd and plain layers.
+const TAR_BUFFER: usize = 128 * 1024;
 
 /// What to walk: the blob's identity as the manifest and image config name it.
 #[derive(Debug, Clone, PartialEq, Eq)]

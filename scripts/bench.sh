@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Gantry benchmarks.
+#
+#   scripts/bench.sh [section...]      sections: layer_walk (default: all)
+#
+# Each section is a function `section_<name>` that prints a Markdown table to stdout (progress
+# goes to stderr); add a section by writing the function and listing it in SECTIONS.
+#
+# Environment:
+#   BENCH_DATA  where generated inputs live (default target/bench-data; reused between runs)
+#   RUNS        runs per measurement; the median is reported (default 3)
+#
+# Numbers: MB = 10^6 bytes; MB/s is uncompressed output per wall-clock second; "cpu s" is
+# user+system time, which other processes on a shared machine do not inflate; peak RSS is the
+# process's high-water mark.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DATA=${BENCH_DATA:-$ROOT/target/bench-data}
+RUNS=${RUNS:-3}
+EXAMPLES=$ROOT/target/release/examples
+SECTIONS=(layer_walk)
+
+log() { printf '%s\n' "$*" >&2; }
+
+# Median of the numbers on stdin, one per line.
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+
+# Runs a command once with GNU time; prints "wall_s cpu_s max_rss_kb". Its stdout is discarded.
+time_once() {
+    local out
+    out=$(mktemp)
+    /usr/bin/time -f '%e %U %S %M' -o "$out" "$@" >/dev/null
+    awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$out"
+    rm -f "$out"
+}
+
+# Runs a command RUNS times; prints "median_wall median_cpu max_rss_kb".
+time_runs() {
+    local samples=()
+    for _ in $(seq "$RUNS"); do samples+=("$(time_once "$@")"); done
+    printf '%s\n' "${samples[@]}" | awk '{ print $1 }' | median | tr '\n' ' '
+    printf '%s\n' "${samples[@]}" | awk '{ print $2 }' | median | tr '\n' ' '
+    printf '%s\n' "${samples[@]}" | awk '{ print $3 }' | sort -n | tail -1
+}
+
+# Value of key=value in a line.
+field() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+
+require_tools() {
+    # igzip (ISA-L, the fastest gzip decompressor around) is in Debian's `isal` package.
+    command -v igzip >/dev/null || { log "installing isal for igzip"; apt-get install -y isal >&2; }
+    command -v zstd >/dev/null || apt-get install -y zstd >&2
+    [ -x /usr/bin/time ] || apt-get install -y time >&2
+}
+
+build_examples() {
+    log "building release examples"
+    cargo build --release -p gantry-layer --examples >&2
+}
+
+# The generator is deterministic: regenerate only when it changed.
+generate_layers() {
+    local stamp
+    stamp=$(sha256sum crates/layer/examples/gen_layer.rs | cut -c1-16)
+    if [[ -f $DATA/layer.tar.zst && $(cat "$DATA/.stamp" 2>/dev/null) == "$stamp" ]]; then
+        return
+    fi
+    log "generating benchmark layers in $DATA"
+    "$EXAMPLES/gen_layer" "$DATA" >&2
+    echo "$stamp" >"$DATA/.stamp"
+}
+
+# One table row. Args: compression input_mb uncompressed_mb tool wall cpu rss_kb reference_wall
+row() {
+    local mbps ratio
+    mbps=$(awk -v u="$3" -v s="$5" 'BEGIN { printf "%.0f", u / s }')
+    ratio=$(awk -v r="$8" -v s="$5" 'BEGIN { printf "%.2f", r / s }')
+    printf '| %s | %s | %s | %s | %.2f | %.2f | %s | %s | %.1f |\n' \
+        "$1" "$2" "$3" "$4" "$5" "$6" "$mbps" "$ratio" "$(awk -v k="$7" 'BEGIN { print k / 1024 }')"
+}
+
+# walk_bench measures itself (it hashes the blob first, outside its timed region, to learn the
+# digest). Prints "median_wall median_cpu max_rss_kb uncompressed_mb".
+walker_runs() {
+    local blob=$1 compression=$2 mode=$3 lines=()
+    for _ in $(seq "$RUNS"); do lines+=("$("$EXAMPLES/walk_bench" "$blob" "$compression" "$mode")"); done
+    local l
+    for l in "${lines[@]}"; do field seconds "$l"; done | median | tr '\n' ' '
+    for l in "${lines[@]}"; do field cpu_seconds "$l"; done | median | tr '\n' ' '
+    for l in "${lines[@]}"; do awk -v m="$(field peak_rss_mb "$l")" 'BEGIN { printf "%d\n", m * 1024 }'; done | sort -n | tail -1 | tr '\n' ' '
+    field uncompressed_mb "${lines[0]}"
+}
+
+section_layer_walk() {
+    require_tools
+    build_examples
+    generate_layers
+    local load_before
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    local sha_mbps line
+    # sha256 throughput from on-CPU time, so another process's load does not skew the floor.
+    sha_mbps=$(for _ in $(seq "$RUNS"); do
+        line=$("$EXAMPLES/walk_bench" "$DATA/layer.tar" none sha256)
+        awk -v u="$(field uncompressed_mb "$line")" -v c="$(field cpu_seconds "$line")" 'BEGIN { printf "%.0f\n", u / c }'
+    done | median)
+    echo "### Layer walk ($RUNS runs, median; $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+    echo
+    echo "| compression | input MB | uncompressed MB | tool | seconds | cpu s | MB/s | vs tool | peak RSS MB |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    local spec file compression tool input uncompressed ref_wall wall cpu rss mode modes label floor w c r u
+    for spec in "gzip layer.tar.gz igzip -dc" "zstd layer.tar.zst zstd -qdc" "none layer.tar openssl dgst -sha256"; do
+        read -r compression file tool <<<"$spec"
+        file=$DATA/$file
+        input=$(awk -v b="$(stat -c %s "$file")" 'BEGIN { printf "%.1f", b / 1e6 }')
+        uncompressed=$(awk -v b="$(stat -c %s "$DATA/layer.tar")" 'BEGIN { printf "%.1f", b / 1e6 }')
+        cat "$file" >/dev/null # page cache
+        log "$compression: $tool"
+        # shellcheck disable=SC2086 # $tool is a command with arguments
+        read -r wall cpu rss <<<"$(time_runs $tool "$file")"
+        ref_wall=$wall
+        row "$compression" "$input" "$uncompressed" "\`$tool\`" "$wall" "$cpu" "$rss" "$ref_wall"
+        modes=(walk)
+        if [[ $compression != none ]]; then
+            # The least one core can do: the tool's decompression plus sha256 of both streams.
+            floor=$(awk -v t="$wall" -v i="$input" -v u="$uncompressed" -v s="$sha_mbps" \
+                'BEGIN { printf "%.2f", t + (i + u) / s }')
+            printf '| %s | %s | %s | %s | %s | - | %.0f | %.2f | - |\n' "$compression" "$input" "$uncompressed" \
+                "(computed) ${tool%% *} + sha256 of both streams" "$floor" \
+                "$(awk -v u="$uncompressed" -v s="$floor" 'BEGIN { print u / s }')" \
+                "$(awk -v r="$ref_wall" -v s="$floor" 'BEGIN { print r / s }')"
+            modes+=(inflate-hash inflate)
+        fi
+        for mode in "${modes[@]}"; do
+            log "$compression: walk_bench $mode"
+            read -r w c r u <<<"$(walker_runs "$file" "$compression" "$mode")"
+            case $mode in
+            walk) label="**gantry walk**" ;;
+            inflate-hash) label="decompress + sha256 of both streams, no tar (Rust)" ;;
+            inflate) label="decompress only (Rust)" ;;
+            esac
+            row "$compression" "$input" "$u" "$label" "$w" "$c" "$r" "$ref_wall"
+        done
+    done
+    echo
+    echo "sha256 alone (sha2 crate, SHA-NI): $sha_mbps MB/s per CPU second." \
+        "Load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)."
+}
+
+main() {
+    local sections=("$@")
+    [[ ${#sections[@]} -gt 0 ]] || sections=("${SECTIONS[@]}")
+    local s
+    for s in "${sections[@]}"; do
+        declare -F "section_$s" >/dev/null || { log "unknown section: $s (have: ${SECTIONS[*]})"; exit 2; }
+        "section_$s"
+    done
+}
+
+main "$@"
