@@ -6,6 +6,7 @@ use gantry_layer::EntrySink;
 use gantry_model::fs::{EntryKind, FileEntry, Whiteout};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+use crate::analyzers::EveryFile;
 use crate::{Analyzer, LayerAnalysis, LayerReport, builtin, fingerprint};
 
 /// An analyzer glob that does not compile: a bug in an analyzer, caught at start-up.
@@ -28,6 +29,8 @@ pub struct AnalyzerSet {
     glob_owner: Vec<usize>,
     /// For each analyzer, its byte budget per file.
     max_bytes: Vec<usize>,
+    /// Analyzers that also want every file their filter accepts, with that budget.
+    every_file: Vec<(usize, EveryFile)>,
     fingerprint: String,
 }
 
@@ -37,9 +40,13 @@ impl AnalyzerSet {
         let mut builder = GlobSetBuilder::new();
         let mut glob_owner = Vec::new();
         let mut max_bytes = Vec::new();
+        let mut every_file = Vec::new();
         for (i, a) in analyzers.iter().enumerate() {
             let interest = a.interest();
             max_bytes.push(interest.max_bytes);
+            if let Some(every) = interest.every_file {
+                every_file.push((i, every));
+            }
             for glob in interest.globs {
                 // `*` must not cross `/`, as in a shell; `**` does.
                 let g = GlobBuilder::new(glob)
@@ -65,6 +72,7 @@ impl AnalyzerSet {
             globs,
             glob_owner,
             max_bytes,
+            every_file,
             fingerprint,
         })
     }
@@ -107,7 +115,8 @@ pub struct LayerDispatcher<'a> {
     report: LayerReport,
     buf: Vec<u8>,
     hits: Vec<usize>,
-    wanted: Vec<usize>,
+    /// Interested analyzers of the current entry, with the bytes each may see.
+    wanted: Vec<(usize, usize)>,
 }
 
 impl std::fmt::Debug for LayerDispatcher<'_> {
@@ -137,25 +146,30 @@ impl EntrySink for LayerDispatcher<'_> {
         self.set
             .globs
             .matches_into(entry.path.as_str(), &mut self.hits);
-        if self.hits.is_empty() {
+        self.wanted.clear();
+        self.wanted.extend(
+            self.hits
+                .iter()
+                .map(|&g| self.set.glob_owner[g])
+                .map(|a| (a, self.set.max_bytes[a])),
+        );
+        for (a, every) in &self.set.every_file {
+            if !self.wanted.iter().any(|(w, _)| w == a) && (every.wants)(entry) {
+                self.wanted.push((*a, every.max_bytes));
+            }
+        }
+        if self.wanted.is_empty() {
             return Ok(());
         }
-        self.wanted.clear();
-        self.wanted
-            .extend(self.hits.iter().map(|&g| self.set.glob_owner[g]));
+        // Analyzers see files in their fixed order; a glob-matched analyzer keeps its glob
+        // budget.
         self.wanted.sort_unstable();
-        self.wanted.dedup();
+        self.wanted.dedup_by_key(|(a, _)| *a);
         // Read once, as much as the greediest interested analyzer may have.
-        let budget = self
-            .wanted
-            .iter()
-            .map(|&a| self.set.max_bytes[a])
-            .max()
-            .unwrap_or(0);
+        let budget = self.wanted.iter().map(|&(_, cap)| cap).max().unwrap_or(0);
         self.buf.clear();
         body.take(budget as u64).read_to_end(&mut self.buf)?;
-        for &a in &self.wanted {
-            let cap = self.set.max_bytes[a];
+        for &(a, cap) in &self.wanted {
             let len = self.buf.len().min(cap);
             let complete = entry.size <= cap as u64;
             self.states[a].file(entry, &self.buf[..len], complete);

@@ -15,6 +15,14 @@
 //! [`squash`] applies the layer reports in order (whiteouts, opaque directories, overwrites)
 //! into the final filesystem view plus the history of what later layers deleted or replaced.
 //!
+//! [`facts::derive_facts`] turns the layer reports and the squashed view into the file-derived
+//! parts of the policy input (`docs/policies/input.md`): the user a container runs as, build
+//! toolchains left in the image, secrets in any layer, setuid files, shells, package
+//! managers, installed packages and unknowns.
+//!
+//! Built-in analyzers (each versioned; see [`builtin`]): `os-release`, `passwd` (passwd and
+//! group), `dpkg`, `apk`, `toolchain` (source maps) and `secrets`.
+//!
 //! ```
 //! use gantry_analyze::{builtin, fingerprint};
 //! let analyzers = builtin();
@@ -23,11 +31,17 @@
 
 mod analyzers;
 mod dispatch;
+pub mod facts;
+mod package;
 mod report;
 pub mod squash;
 
 pub use analyzers::os_release::OsRelease;
-pub use analyzers::{Analyzer, Interest, LayerAnalysis, builtin, fingerprint};
+pub use analyzers::passwd::{GroupEntry, GroupFile, PasswdEntry, PasswdFile};
+pub use analyzers::secrets::{SecretHit, SecretMatch, rules as secret_rules, scan_text};
+pub use analyzers::{Analyzer, EveryFile, Interest, LayerAnalysis, builtin, fingerprint};
 pub use dispatch::{AnalyzerSet, DispatchError, LayerDispatcher};
+pub use facts::{FileFacts, LayerFacts, derive_facts, final_packages};
+pub use package::{Ecosystem, FileList, Package};
 pub use report::{LayerReport, Unknown};
 pub use squash::{Change, ChangeKind, Filesystem, SquashedFile, squash};

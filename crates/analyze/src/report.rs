@@ -2,9 +2,16 @@ use gantry_model::fs::{FileEntry, Whiteout};
 use serde::{Deserialize, Serialize};
 
 use crate::OsRelease;
+use crate::analyzers::passwd::{GroupFile, PasswdFile};
+use crate::analyzers::secrets::SecretHit;
+use crate::package::{FileList, Package};
 
 /// Everything one walk of one layer produced. Cached on disk by (layer digest, analyzer
 /// fingerprint), so it must hold all that later stages need: nothing re-reads the layer.
+///
+/// Analyzer results are per layer and keyed by path; which of them count for the image is
+/// decided by [`crate::facts`] against the squashed filesystem (the `etc/passwd` a later
+/// layer replaced does not resolve users; a key it deleted still ships).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerReport {
     /// Every non-whiteout entry, in tar order.
@@ -14,6 +21,25 @@ pub struct LayerReport {
     /// `/etc/os-release` or `/usr/lib/os-release`, when this layer ships one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub os_release: Vec<(String, OsRelease)>,
+    /// Parsed `passwd` files (`etc/passwd` and the few places it may link to).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passwd: Vec<PasswdFile>,
+    /// Parsed `group` files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupFile>,
+    /// Installed packages of every package database this layer ships (dpkg status and
+    /// `status.d/*`, apk `installed`), each with its database path in `location.path`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<Package>,
+    /// dpkg file lists (`var/lib/dpkg/info/*.list`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_lists: Vec<FileList>,
+    /// `*.map` files whose content is a source map.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_maps: Vec<String>,
+    /// Credentials found in this layer's files (redacted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretHit>,
     /// Files an analyzer wanted but could not understand: reported, never silently skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknowns: Vec<Unknown>,
@@ -24,7 +50,7 @@ pub struct LayerReport {
 pub struct Unknown {
     /// Analyzer id.
     pub analyzer: String,
-    /// Path in the layer.
+    /// Path in the layer (empty when the unknown is about the layer as a whole).
     pub path: String,
     /// What went wrong.
     pub reason: String,

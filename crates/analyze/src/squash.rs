@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::LayerReport;
 
+/// Symbolic links followed while resolving one path, as Linux's `MAXSYMLINKS`.
+pub const MAX_SYMLINK_HOPS: usize = 40;
+
 /// A path in the final filesystem and the layer that put it there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SquashedFile {
@@ -74,6 +77,73 @@ impl Filesystem {
             .filter(|f| f.entry.kind == EntryKind::File)
             .map(|f| f.entry.size)
             .sum()
+    }
+
+    /// Whether any path lies below `dir` (a directory a layer created implicitly, without
+    /// an entry of its own, still exists for its children).
+    pub fn has_children(&self, dir: &str) -> bool {
+        if dir.is_empty() {
+            return !self.files.is_empty();
+        }
+        let lo = format!("{dir}/");
+        let hi = format!("{dir}0");
+        self.files.range(lo..hi).next().is_some()
+    }
+
+    /// Resolves `path` as the kernel would in a container of this filesystem: symbolic
+    /// links are followed in every component (absolute targets from the image root,
+    /// relative ones from the link's directory, `..` never above the root), at most
+    /// [`MAX_SYMLINK_HOPS`] of them. Returns the final path and its entry, which is never a
+    /// symlink (it may be a hard link: its content is that of `link_target` in the same
+    /// layer). `None` when a component is missing or the links loop.
+    pub fn resolve(&self, path: &str) -> Option<(String, &SquashedFile)> {
+        // Components still to walk, last first.
+        let mut pending: Vec<String> = path
+            .split('/')
+            .rev()
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
+        let mut current: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = pending.pop() {
+            match c.as_str() {
+                "." => continue,
+                ".." => {
+                    current.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            current.push(c);
+            let here = current.join("/");
+            match self.files.get(&here) {
+                Some(f) if f.entry.kind == EntryKind::Symlink => {
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return None;
+                    }
+                    let target = f.entry.link_target.as_deref()?;
+                    current.pop();
+                    if target.starts_with('/') {
+                        current.clear();
+                    }
+                    pending.extend(
+                        target
+                            .split('/')
+                            .rev()
+                            .filter(|c| !c.is_empty())
+                            .map(str::to_string),
+                    );
+                }
+                Some(_) => {}
+                None if !pending.is_empty() && self.has_children(&here) => {}
+                None => return None,
+            }
+        }
+        let path = current.join("/");
+        let f = self.files.get(&path)?;
+        Some((path, f))
     }
 
     fn remove_subtree(&mut self, dir: &str, include_self: bool, by_layer: usize) {
@@ -271,6 +341,52 @@ mod tests {
         let fs = squash([&l0, &l1]);
         assert_eq!(paths(&fs), vec!["opt"]);
         assert_eq!(fs.changes.len(), 2);
+    }
+
+    fn symlink(path: &str, target: &str) -> FileEntry {
+        FileEntry {
+            kind: EntryKind::Symlink,
+            link_target: Some(target.to_string()),
+            ..file(path, 0)
+        }
+    }
+
+    #[test]
+    fn resolve_follows_links_in_every_component() {
+        let l0 = layer(
+            vec![
+                symlink("bin", "usr/bin"),
+                dir("usr"),
+                dir("usr/bin"),
+                file("usr/bin/dash", 10),
+                symlink("usr/bin/sh", "dash"),
+                symlink("etc/passwd", "/usr/share/baselayout/passwd"),
+                file("usr/share/baselayout/passwd", 5),
+                symlink("loop/a", "b"),
+                symlink("loop/b", "a"),
+                symlink("up", "../../../usr/bin/dash"),
+                symlink("dangling", "/nowhere"),
+            ],
+            vec![],
+        );
+        let fs = squash([&l0]);
+        let r = |p: &str| fs.resolve(p).map(|(p, _)| p);
+        assert_eq!(r("bin/sh").as_deref(), Some("usr/bin/dash"));
+        assert_eq!(r("/bin/./sh").as_deref(), Some("usr/bin/dash"));
+        assert_eq!(
+            r("etc/passwd").as_deref(),
+            Some("usr/share/baselayout/passwd")
+        );
+        assert_eq!(r("up").as_deref(), Some("usr/bin/dash"));
+        assert_eq!(
+            r("usr/share").as_deref(),
+            None,
+            "implicit directory has no entry"
+        );
+        assert_eq!(r("loop/a"), None);
+        assert_eq!(r("dangling"), None);
+        assert_eq!(r("bin/missing"), None);
+        assert!(fs.has_children("usr/share"));
     }
 
     #[test]

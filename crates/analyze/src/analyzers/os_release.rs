@@ -41,12 +41,9 @@ impl Analyzer for OsReleaseAnalyzer {
     }
 
     fn interest(&self) -> Interest {
-        Interest {
-            globs: &["etc/os-release", "usr/lib/os-release"],
-            // Real files are under 1 KiB; 64 KiB leaves room for comments without letting a
-            // hostile file cost more.
-            max_bytes: 64 * 1024,
-        }
+        // Real files are under 1 KiB; 64 KiB leaves room for comments without letting a
+        // hostile file cost more.
+        Interest::paths(&["etc/os-release", "usr/lib/os-release"], 64 * 1024)
     }
 
     fn start_layer(&self) -> Box<dyn LayerAnalysis> {

@@ -1,31 +1,11 @@
 //! The dispatcher behind a real layer walk: testkit layers, gantry-layer's walker.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gantry_analyze::{AnalyzerSet, LayerReport, squash};
-use gantry_layer::{LayerSpec, Limits, walk_layer};
+use gantry_analyze::squash;
 use gantry_model::fs::EntryKind;
 use gantry_model::oci::Compression;
 use gantry_testkit::LayerBuilder;
 
-fn walk(layer: LayerBuilder) -> LayerReport {
-    let compression = layer.compression();
-    let built = layer.build().unwrap();
-    let set = AnalyzerSet::builtin().unwrap();
-    let mut dispatcher = set.dispatcher();
-    let spec = LayerSpec {
-        digest: built.digest.clone(),
-        diff_id: Some(built.diff_id.clone()),
-        compression,
-    };
-    walk_layer(
-        built.blob().reader().unwrap(),
-        &spec,
-        &Limits::default(),
-        &mut dispatcher,
-    )
-    .unwrap();
-    dispatcher.finish()
-}
+use crate::walk;
 
 #[test]
 fn records_every_entry_and_feeds_os_release() {

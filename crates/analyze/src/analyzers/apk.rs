@@ -1,0 +1,232 @@
+//! apk: installed Alpine packages and their files, from `lib/apk/db/installed`.
+//!
+//! The database is paragraphs of `K:value` lines separated by blank lines: `P` name, `V`
+//! version, `A` arch, `o` origin (source package), and the file list as `F:dir` followed by
+//! that directory's `R:file` lines.
+
+use gantry_model::Location;
+use gantry_model::fs::FileEntry;
+
+use super::passwd::Malformed;
+use super::{Analyzer, Interest, LayerAnalysis};
+use crate::package::{Ecosystem, Package};
+use crate::{LayerReport, Unknown};
+
+const ID: &str = "apk";
+
+/// The installed database carries every file of every package; a large Alpine image (about
+/// 1,000 packages, 100,000 files) writes about 8 MiB. 32 MiB is four times that and still
+/// bounds the content buffer; a bigger file is not parsed and becomes an unknown.
+pub const MAX_BYTES: usize = 32 * 1024 * 1024;
+
+const INSTALLED: &str = "lib/apk/db/installed";
+
+/// Reads apk's database.
+#[derive(Debug)]
+pub struct ApkAnalyzer;
+
+impl Analyzer for ApkAnalyzer {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::paths(&[INSTALLED], MAX_BYTES)
+    }
+
+    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
+        Box::<ApkLayer>::default()
+    }
+}
+
+#[derive(Default)]
+struct ApkLayer {
+    packages: Vec<Package>,
+    unknowns: Vec<Unknown>,
+}
+
+impl LayerAnalysis for ApkLayer {
+    fn file(&mut self, entry: &FileEntry, content: &[u8], complete: bool) {
+        let unknown = |reason: String| Unknown {
+            analyzer: ID.to_string(),
+            path: entry.path.clone(),
+            reason,
+        };
+        if !complete {
+            self.unknowns.push(unknown(format!(
+                "{} bytes, larger than the {} MiB limit for the apk database; not parsed",
+                entry.size,
+                MAX_BYTES / (1024 * 1024)
+            )));
+            return;
+        }
+        if content.contains(&0) {
+            self.unknowns
+                .push(unknown("not a text file (NUL bytes); not parsed".into()));
+            return;
+        }
+        let parsed = parse_installed(&String::from_utf8_lossy(content), &entry.path);
+        if let Some(reason) = parsed.malformed.describe(parsed.packages.len()) {
+            self.unknowns.push(unknown(reason));
+        }
+        self.packages.extend(parsed.packages);
+    }
+
+    fn finish(self: Box<Self>, report: &mut LayerReport) {
+        report.packages.extend(self.packages);
+        report.unknowns.extend(self.unknowns);
+    }
+}
+
+/// What [`parse_installed`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstalledParse {
+    /// Installed packages, with their files.
+    pub packages: Vec<Package>,
+    /// Malformed lines, and paragraphs without `P` or `V` (counted at their first line).
+    pub malformed: Malformed,
+}
+
+#[derive(Default)]
+struct Draft {
+    name: Option<String>,
+    version: Option<String>,
+    arch: Option<String>,
+    origin: Option<String>,
+    dir: String,
+    files: Vec<String>,
+    first_line: usize,
+    lines: usize,
+}
+
+/// Parses `lib/apk/db/installed`. Never fails: what cannot be understood is counted.
+pub fn parse_installed(text: &str, path: &str) -> InstalledParse {
+    let mut out = InstalledParse::default();
+    let mut d = Draft::default();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            finish(std::mem::take(&mut d), path, &mut out);
+            continue;
+        }
+        if d.lines == 0 {
+            d.first_line = i + 1;
+        }
+        d.lines += 1;
+        let Some((key, value)) = line.split_once(':').filter(|(k, _)| k.len() == 1) else {
+            out.malformed.add(i + 1);
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "P" => d.name = Some(value.to_string()),
+            "V" => d.version = Some(value.to_string()),
+            "A" => d.arch = Some(value.to_string()),
+            "o" => d.origin = Some(value.to_string()),
+            "F" => d.dir = value.trim_matches('/').to_string(),
+            "R" => {
+                let file = value.trim_start_matches('/');
+                if !file.is_empty() {
+                    d.files.push(if d.dir.is_empty() {
+                        file.to_string()
+                    } else {
+                        format!("{}/{}", d.dir, file)
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    finish(d, path, &mut out);
+    out
+}
+
+fn finish(d: Draft, path: &str, out: &mut InstalledParse) {
+    if d.lines == 0 {
+        return;
+    }
+    let (Some(name), Some(version)) = (
+        d.name.filter(|n| !n.is_empty()),
+        d.version.filter(|v| !v.is_empty()),
+    ) else {
+        out.malformed.add(d.first_line);
+        return;
+    };
+    out.packages.push(Package {
+        ecosystem: Ecosystem::Apk,
+        name,
+        version,
+        arch: d.arch.filter(|a| !a.is_empty()),
+        source: d.origin.filter(|o| !o.is_empty()),
+        source_version: None,
+        location: Location {
+            path: Some(path.to_string()),
+            ..Location::default()
+        },
+        files: d.files,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DB: &str = "\
+C:Q1abc=
+P:musl
+V:1.2.4-r2
+A:x86_64
+o:musl
+L:MIT
+F:lib
+R:ld-musl-x86_64.so.1
+R:libc.musl-x86_64.so.1
+
+P:gcc
+V:13.2.1_git20231014-r0
+A:x86_64
+o:gcc
+F:usr/bin
+R:gcc
+R:x86_64-alpine-linux-musl-gcc
+F:usr/libexec/gcc/x86_64-alpine-linux-musl/13.2.1
+R:cc1
+";
+
+    #[test]
+    fn parses_packages_with_files() {
+        let p = parse_installed(DB, INSTALLED);
+        assert_eq!(p.malformed, Malformed::default());
+        assert_eq!(p.packages.len(), 2);
+        let gcc = &p.packages[1];
+        assert_eq!(gcc.name, "gcc");
+        assert_eq!(gcc.version, "13.2.1_git20231014-r0");
+        assert_eq!(gcc.arch.as_deref(), Some("x86_64"));
+        assert_eq!(
+            gcc.files,
+            vec![
+                "usr/bin/gcc",
+                "usr/bin/x86_64-alpine-linux-musl-gcc",
+                "usr/libexec/gcc/x86_64-alpine-linux-musl/13.2.1/cc1"
+            ]
+        );
+        assert_eq!(p.packages[0].files[0], "lib/ld-musl-x86_64.so.1");
+    }
+
+    #[test]
+    fn corrupt_and_truncated_input() {
+        let p = parse_installed("P:nover\nA:x\n\nnot a line\nP:ok\nV:1\n", INSTALLED);
+        assert_eq!(p.packages.len(), 1);
+        assert_eq!(p.malformed.count, 2);
+        for cut in 0..DB.len() {
+            let _ = parse_installed(&DB[..cut], INSTALLED);
+        }
+        for input in ["", ":", "::::", "R:orphan", "\u{0}:\u{0}", "PP:x\nV:1"] {
+            let _ = parse_installed(input, INSTALLED);
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! dpkg: installed Debian packages and the files each one installed.
+//!
+//! Reads the status database (`var/lib/dpkg/status`; distroless images write one paragraph
+//! per package under `var/lib/dpkg/status.d/`) and the per-package file lists
+//! (`var/lib/dpkg/info/NAME[:ARCH].list`). A layer that runs `apt-get install` rewrites the
+//! whole status file, so the facts use the version visible in the final filesystem; the file
+//! lists are kept per layer and merged there.
+
+use gantry_model::Location;
+use gantry_model::fs::FileEntry;
+
+use super::passwd::Malformed;
+use super::{Analyzer, Interest, LayerAnalysis};
+use crate::package::{Ecosystem, FileList, Package};
+use crate::{LayerReport, Unknown};
+
+const ID: &str = "dpkg";
+
+/// A full Debian desktop (about 4,000 packages) has a status file of roughly 10 MiB, and the
+/// largest `.list` files (TeX Live documentation, kernel headers) are a few MiB. 64 MiB is
+/// several times the largest real database while still bounding the one content buffer a
+/// layer walk holds; a bigger file is not parsed and becomes an unknown.
+pub const MAX_BYTES: usize = 64 * 1024 * 1024;
+
+const STATUS: &str = "var/lib/dpkg/status";
+const STATUS_D: &str = "var/lib/dpkg/status.d/";
+const INFO: &str = "var/lib/dpkg/info/";
+
+/// Reads dpkg's database.
+#[derive(Debug)]
+pub struct DpkgAnalyzer;
+
+impl Analyzer for DpkgAnalyzer {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::paths(
+            &[
+                "var/lib/dpkg/status",
+                "var/lib/dpkg/status.d/*",
+                "var/lib/dpkg/info/*.list",
+            ],
+            MAX_BYTES,
+        )
+    }
+
+    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
+        Box::<DpkgLayer>::default()
+    }
+}
+
+#[derive(Default)]
+struct DpkgLayer {
+    packages: Vec<Package>,
+    lists: Vec<FileList>,
+    unknowns: Vec<Unknown>,
+}
+
+impl LayerAnalysis for DpkgLayer {
+    fn file(&mut self, entry: &FileEntry, content: &[u8], complete: bool) {
+        let path = entry.path.as_str();
+        // distroless ships `status.d/NAME.md5sums` next to `status.d/NAME`: not a database.
+        if path.starts_with(STATUS_D) && path.ends_with(".md5sums") {
+            return;
+        }
+        let unknown = |reason: String| Unknown {
+            analyzer: ID.to_string(),
+            path: path.to_string(),
+            reason,
+        };
+        if !complete {
+            self.unknowns.push(unknown(format!(
+                "{} bytes, larger than the {} MiB limit for dpkg databases; not parsed",
+                entry.size,
+                MAX_BYTES / (1024 * 1024)
+            )));
+            return;
+        }
+        let text = String::from_utf8_lossy(content);
+        if let Some(name) = path
+            .strip_prefix(INFO)
+            .and_then(|n| n.strip_suffix(".list"))
+        {
+            let (package, arch) = match name.split_once(':') {
+                Some((p, a)) => (p.to_string(), Some(a.to_string())),
+                None => (name.to_string(), None),
+            };
+            self.lists.push(FileList {
+                path: path.to_string(),
+                package,
+                arch,
+                files: parse_list(&text),
+            });
+            return;
+        }
+        if path != STATUS && !path.starts_with(STATUS_D) {
+            return;
+        }
+        if content.contains(&0) {
+            self.unknowns
+                .push(unknown("not a text file (NUL bytes); not parsed".into()));
+            return;
+        }
+        let parsed = parse_status(&text, path);
+        if let Some(reason) = parsed.malformed.describe(parsed.paragraphs) {
+            self.unknowns.push(unknown(reason));
+        }
+        self.packages.extend(parsed.packages);
+    }
+
+    fn finish(self: Box<Self>, report: &mut LayerReport) {
+        report.packages.extend(self.packages);
+        report.file_lists.extend(self.lists);
+        report.unknowns.extend(self.unknowns);
+    }
+}
+
+/// What [`parse_status`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusParse {
+    /// Installed packages.
+    pub packages: Vec<Package>,
+    /// Well-formed paragraphs, installed or not.
+    pub paragraphs: usize,
+    /// Malformed lines and paragraphs (a paragraph without `Package`, or an installed one
+    /// without `Version`, counts once, at its first line).
+    pub malformed: Malformed,
+}
+
+/// Parses a dpkg status file (RFC 822-like paragraphs separated by blank lines). Only
+/// packages whose `Status` says they are installed count: the third word is `installed`
+/// (`install ok installed`, and also `hold ok installed` — a held package is installed).
+/// Never fails: what cannot be understood is counted in `malformed`.
+pub fn parse_status(text: &str, path: &str) -> StatusParse {
+    let mut out = StatusParse::default();
+    let mut para: Vec<(&str, &str)> = Vec::new();
+    let mut para_line = 0;
+    let mut lines = text.lines().enumerate().peekable();
+    loop {
+        let next = lines.next();
+        let blank = next.is_none_or(|(_, l)| l.trim().is_empty());
+        if blank {
+            if !para.is_empty() {
+                end_paragraph(&para, para_line, path, &mut out);
+                para.clear();
+            }
+            if next.is_none() {
+                break;
+            }
+            continue;
+        }
+        let Some((i, line)) = next else { break };
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if para.is_empty() {
+            para_line = i + 1;
+        }
+        if line.starts_with([' ', '\t']) {
+            // A continuation line of a multi-line field: nothing we read spans lines.
+            if para.is_empty() {
+                out.malformed.add(i + 1);
+            }
+            continue;
+        }
+        match line.split_once(':') {
+            Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+                para.push((k, v.trim()));
+            }
+            _ => out.malformed.add(i + 1),
+        }
+    }
+    out
+}
+
+fn end_paragraph(para: &[(&str, &str)], line: usize, path: &str, out: &mut StatusParse) {
+    let field = |name: &str| {
+        para.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+            .filter(|v| !v.is_empty())
+    };
+    let Some(name) = field("Package") else {
+        out.malformed.add(line);
+        return;
+    };
+    out.paragraphs += 1;
+    let installed = field("Status")
+        .and_then(|s| s.split_whitespace().nth(2))
+        .is_some_and(|s| s == "installed");
+    if !installed {
+        return;
+    }
+    let Some(version) = field("Version") else {
+        out.malformed.add(line);
+        return;
+    };
+    let (source, source_version) = match field("Source") {
+        Some(s) => match s.split_once('(') {
+            Some((src, ver)) => (
+                Some(src.trim().to_string()).filter(|s| !s.is_empty()),
+                Some(ver.trim_end_matches(')').trim().to_string()).filter(|v| !v.is_empty()),
+            ),
+            None => (Some(s.to_string()), None),
+        },
+        None => (None, None),
+    };
+    out.packages.push(Package {
+        ecosystem: Ecosystem::Deb,
+        name: name.to_string(),
+        version: version.to_string(),
+        arch: field("Architecture").map(str::to_string),
+        source,
+        source_version,
+        location: Location {
+            path: Some(path.to_string()),
+            ..Location::default()
+        },
+        files: Vec::new(),
+    });
+}
+
+/// Parses a `.list` file: one absolute path per line; `/.` (the root) is dropped.
+pub fn parse_list(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .map(|l| l.trim_start_matches('/'))
+        .filter(|l| !l.is_empty() && *l != ".")
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS_TEXT: &str = "\
+Package: gcc-12
+Status: install ok installed
+Priority: optional
+Architecture: amd64
+Source: gcc-12 (12.2.0-14)
+Version: 12.2.0-14
+Description: GNU C compiler
+ This is the GNU C compiler.
+ .
+ More text: with a colon.
+
+Package: make
+Status: deinstall ok config-files
+Version: 4.3-4.1
+
+Package: libc6
+Status: hold ok installed
+Multi-Arch: same
+Architecture: amd64
+Source: glibc
+Version: 2.36-9+deb12u4
+";
+
+    #[test]
+    fn parses_installed_packages_only() {
+        let p = parse_status(STATUS_TEXT, STATUS);
+        let got: Vec<_> = p
+            .packages
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.arch.as_deref(),
+                    p.source.as_deref(),
+                    p.source_version.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "gcc-12",
+                    "12.2.0-14",
+                    Some("amd64"),
+                    Some("gcc-12"),
+                    Some("12.2.0-14")
+                ),
+                (
+                    "libc6",
+                    "2.36-9+deb12u4",
+                    Some("amd64"),
+                    Some("glibc"),
+                    None
+                ),
+            ]
+        );
+        assert_eq!(p.paragraphs, 3);
+        assert_eq!(p.malformed, Malformed::default());
+        assert_eq!(p.packages[0].location.path.as_deref(), Some(STATUS));
+    }
+
+    #[test]
+    fn corrupt_status_counts_malformed_and_keeps_the_rest() {
+        let text = "Package: ok\nStatus: install ok installed\nVersion: 1\n\n\
+                    garbage line without colon\n\n\
+                    Status: install ok installed\nVersion: 2\n\n\
+                    Package: nover\nStatus: install ok installed\n";
+        let p = parse_status(text, STATUS);
+        assert_eq!(p.packages.len(), 1);
+        assert_eq!(p.malformed.count, 3);
+        assert_eq!(p.malformed.first_line, Some(5));
+    }
+
+    #[test]
+    fn truncated_and_hostile_input_does_not_panic() {
+        for cut in 0..STATUS_TEXT.len() {
+            if STATUS_TEXT.is_char_boundary(cut) {
+                let _ = parse_status(&STATUS_TEXT[..cut], STATUS);
+            }
+        }
+        for input in [
+            "",
+            "\n\n\n",
+            " leading continuation",
+            ":",
+            "Package:",
+            "Package: x\nStatus:\n",
+            "Package: x\nStatus: install ok installed\nVersion: 1\nSource: (",
+            "\u{0}\u{0}\u{0}",
+        ] {
+            let _ = parse_status(input, STATUS);
+        }
+        let p = parse_status(
+            "Package: x\nStatus: install ok installed\nVersion: 1\nSource: (",
+            STATUS,
+        );
+        assert_eq!(p.packages[0].source, None);
+    }
+
+    #[test]
+    fn parses_list() {
+        assert_eq!(
+            parse_list("/.\n/usr\n/usr/bin\n/usr/bin/gcc-12\r\n\n"),
+            vec!["usr", "usr/bin", "usr/bin/gcc-12"]
+        );
+    }
+}
