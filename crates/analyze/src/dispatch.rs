@@ -182,3 +182,148 @@ impl EntrySink for LayerDispatcher<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use gantry_model::fs::EntryKind;
+
+    use super::*;
+    use crate::analyzers::{EveryFile, Interest};
+
+    type Seen = Arc<Mutex<Vec<(&'static str, String, usize, bool)>>>;
+
+    #[derive(Debug)]
+    struct Probe {
+        id: &'static str,
+        interest: Interest,
+        seen: Seen,
+    }
+
+    struct ProbeLayer {
+        id: &'static str,
+        seen: Seen,
+    }
+
+    impl Analyzer for Probe {
+        fn id(&self) -> &'static str {
+            self.id
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn interest(&self) -> Interest {
+            self.interest.clone()
+        }
+        fn start_layer(&self) -> Box<dyn LayerAnalysis> {
+            Box::new(ProbeLayer {
+                id: self.id,
+                seen: Arc::clone(&self.seen),
+            })
+        }
+    }
+
+    impl LayerAnalysis for ProbeLayer {
+        fn file(&mut self, entry: &FileEntry, content: &[u8], complete: bool) {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((self.id, entry.path.clone(), content.len(), complete));
+        }
+        fn finish(self: Box<Self>, _report: &mut LayerReport) {}
+    }
+
+    fn not_png(e: &FileEntry) -> bool {
+        !e.path.ends_with(".png")
+    }
+
+    /// Counts the bytes the dispatcher pulls from each body.
+    struct Counting<'a> {
+        data: &'a [u8],
+        read: &'a mut usize,
+    }
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.data.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            *self.read += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn every_file_interest_is_filtered_and_glob_budget_is_kept() {
+        let seen: Seen = Arc::default();
+        let set = AnalyzerSet::new(vec![
+            Box::new(Probe {
+                id: "globs",
+                interest: Interest::paths(&["etc/*"], 4),
+                seen: Arc::clone(&seen),
+            }),
+            Box::new(Probe {
+                id: "every",
+                interest: Interest {
+                    globs: &["etc/passwd"],
+                    max_bytes: 2,
+                    every_file: Some(EveryFile {
+                        max_bytes: 8,
+                        wants: not_png,
+                    }),
+                },
+                seen: Arc::clone(&seen),
+            }),
+        ])
+        .unwrap();
+        let mut d = set.dispatcher();
+        let data = b"0123456789abcdef";
+        let mut reads = Vec::new();
+        for path in ["etc/passwd", "etc/group", "app/logo.png", "app/main.js"] {
+            let entry = FileEntry {
+                path: path.into(),
+                kind: EntryKind::File,
+                size: data.len() as u64,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                link_target: None,
+            };
+            let mut read = 0;
+            d.file(
+                &entry,
+                &mut Counting {
+                    data,
+                    read: &mut read,
+                },
+            )
+            .unwrap();
+            reads.push((path, read));
+        }
+        let report = d.finish();
+        assert_eq!(report.files.len(), 4);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                // Matched by both globs: each analyzer its glob budget.
+                ("globs", "etc/passwd".to_string(), 4, false),
+                ("every", "etc/passwd".to_string(), 2, false),
+                // Glob for one, every-file for the other.
+                ("globs", "etc/group".to_string(), 4, false),
+                ("every", "etc/group".to_string(), 8, false),
+                ("every", "app/main.js".to_string(), 8, false),
+            ]
+        );
+        // One read per entry, as far as the largest budget; nothing for a filtered file.
+        assert_eq!(
+            reads,
+            vec![
+                ("etc/passwd", 4),
+                ("etc/group", 8),
+                ("app/logo.png", 0),
+                ("app/main.js", 8)
+            ]
+        );
+    }
+}
