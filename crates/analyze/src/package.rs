@@ -39,7 +39,7 @@ pub struct Package {
     pub version: String,
     /// Architecture (`amd64`, `all`, `x86_64`), when recorded.
     pub arch: Option<String>,
-    /// Source package (dpkg `Source:`, apk origin `o:`), when recorded and different data.
+    /// Source package (dpkg `Source:`, apk origin `o:`), when the database records one.
     pub source: Option<String>,
     /// Version of the source package when the database records one that differs
     /// (dpkg `Source: glibc (2.36-9)`).

@@ -136,6 +136,7 @@ pub struct StatusParse {
 /// Parses a dpkg status file (RFC 822-like paragraphs separated by blank lines). Only
 /// packages whose `Status` says they are installed count: the third word is `installed`
 /// (`install ok installed`, and also `hold ok installed` — a held package is installed).
+/// In distroless `status.d/` files, which are bare control files, every package counts.
 /// Never fails: what cannot be understood is counted in `malformed`.
 pub fn parse_status(text: &str, path: &str) -> StatusParse {
     let mut out = StatusParse::default();
@@ -188,10 +189,17 @@ fn end_paragraph(para: &[(&str, &str)], line: usize, path: &str, out: &mut Statu
         out.malformed.add(line);
         return;
     };
+    let installed = match field("Status") {
+        Some(s) => s.split_whitespace().nth(2) == Some("installed"),
+        // distroless writes each package's control file to `status.d/`, without the
+        // `Status` field dpkg adds: being listed there is being installed.
+        None if path.starts_with(STATUS_D) => true,
+        None => {
+            out.malformed.add(line);
+            return;
+        }
+    };
     out.paragraphs += 1;
-    let installed = field("Status")
-        .and_then(|s| s.split_whitespace().nth(2))
-        .is_some_and(|s| s == "installed");
     if !installed {
         return;
     }
@@ -338,6 +346,15 @@ Version: 2.36-9+deb12u4
             STATUS,
         );
         assert_eq!(p.packages[0].source, None);
+    }
+
+    #[test]
+    fn distroless_control_files_have_no_status() {
+        let text = "Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n";
+        let p = parse_status(text, "var/lib/dpkg/status.d/tzdata");
+        assert_eq!(p.packages.len(), 1);
+        let p = parse_status(text, STATUS);
+        assert_eq!((p.packages.len(), p.malformed.count), (0, 1));
     }
 
     #[test]

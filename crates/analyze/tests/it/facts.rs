@@ -329,7 +329,7 @@ fn distroless_static_binary_as_nobody() {
                 "Package: base-files\nVersion: 12.4+deb12u5\nArchitecture: amd64\nStatus: install ok installed\n",
             )
             .file("var/lib/dpkg/status.d/base-files.md5sums", "d41d8cd98f00b204e9800998ecf8427e  etc/issue\n")
-            .file("var/lib/dpkg/status.d/netbase", "Package: netbase\nVersion: 6.4\nArchitecture: all\nStatus: install ok installed\n"),
+            .file("var/lib/dpkg/status.d/netbase", "Package: netbase\nVersion: 6.4\nArchitecture: all\n"),
         LayerBuilder::new(Compression::Gzip).file_mode("app/server", b"\x7fELF static", 0o755),
     ]);
     let f = image.facts_as("65534:65534");
