@@ -21,6 +21,12 @@
 //! material).
 //!
 //! Config `Env` and history `created_by` are scanned by the facts with [`scan_text`].
+//!
+//! **Cost** (`examples/analyze_bench.rs`, 50,000 files / 100 MiB of small text, binaries and
+//! media, 2 cores): the walk alone takes about 150 ms uncompressed (320 ms gzip), the other
+//! built-in analyzers add nothing measurable, and this one about 90 ms — 60 ms of it the
+//! automaton pass at about 1.1 GB/s, the rest copying content into the shared buffer.
+//! A DFA or disabling the automaton's own prefilter measured the same.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
