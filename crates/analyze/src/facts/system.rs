@@ -105,7 +105,7 @@ fn package_manager_name(name: &str) -> bool {
 }
 
 /// Package managers in the default `PATH` directories and in any other `bin` directory
-/// (a virtualenv's `bin/pip`), that resolve to a file. Sorted by path.
+/// (a virtualenv's `bin/pip`), that resolve to a file; one per tool and file. Sorted by path.
 pub(crate) fn package_managers(layers: &Layers<'_>, fs: &Filesystem) -> Vec<PackageManagerFact> {
     let mut candidates: Vec<String> = BIN_DIRS
         .iter()
@@ -123,15 +123,20 @@ pub(crate) fn package_managers(layers: &Layers<'_>, fs: &Filesystem) -> Vec<Pack
     );
     candidates.sort();
     candidates.dedup();
+    let mut seen = std::collections::BTreeSet::new();
     candidates
         .into_iter()
         .filter_map(|path| {
             let (real, layer) = resolves_to_file(fs, &path)?;
-            Some(PackageManagerFact {
-                name: base_name(&path).to_string(),
-                location: layers.location(layer, &real),
-                path,
-            })
+            let name = base_name(&path).to_string();
+            // With a merged /usr, `bin/apt` and `usr/bin/apt` are one file: listed once,
+            // under the first (shortest) path.
+            seen.insert((name.clone(), real.clone()))
+                .then(|| PackageManagerFact {
+                    name,
+                    location: layers.location(layer, &real),
+                    path,
+                })
         })
         .collect()
 }

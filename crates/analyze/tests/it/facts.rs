@@ -259,9 +259,6 @@ fn single_stage_build_image_as_root() {
             ("apt", "bin/apt", Some("usr/bin/apt")),
             ("apt-get", "bin/apt-get", Some("usr/bin/apt-get")),
             ("dpkg", "bin/dpkg", Some("usr/bin/dpkg")),
-            ("apt", "usr/bin/apt", Some("usr/bin/apt")),
-            ("apt-get", "usr/bin/apt-get", Some("usr/bin/apt-get")),
-            ("dpkg", "usr/bin/dpkg", Some("usr/bin/dpkg")),
         ]
     );
     let setuid: Vec<_> = f
