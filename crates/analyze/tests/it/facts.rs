@@ -990,3 +990,17 @@ fn source_trees_are_aggregated() {
         ]
     );
 }
+
+#[test]
+fn unknowns_of_replaced_files_are_marked_deleted() {
+    let image = Image::new(vec![
+        LayerBuilder::new(Compression::Gzip).file("etc/passwd", "garbage\n"),
+        LayerBuilder::new(Compression::Gzip).file("etc/passwd", "app:x:10:10::/:/bin/sh\n"),
+    ]);
+    let f = image.facts_as("app");
+    assert_eq!(f.user.uid, Some(10));
+    assert_eq!(f.unknowns.len(), 1);
+    assert!(f.unknowns[0].deleted);
+    assert_eq!(f.unknowns[0].layer_index, 0);
+    assert!(f.unknowns[0].reason.starts_with("no valid entries"));
+}
