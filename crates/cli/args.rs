@@ -22,6 +22,19 @@ pub struct Cli {
 pub enum Command {
     /// Print what Gantry reads from an image: manifest, config, history and every layer.
     Inspect(InspectArgs),
+    /// Judge an image against the policies: exit 0 allow, 1 deny, 2 error.
+    Scan(ScanCommandArgs),
+}
+
+/// Output format of `gantry scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    /// Human-readable: the verdict, then each violation and warning with its evidence.
+    Table,
+    /// The full report: image, facts, findings, verdict (docs/report.md).
+    Json,
+    /// SARIF 2.1.0, for GitHub code scanning and other SARIF consumers.
+    Sarif,
 }
 
 /// Output format.
@@ -101,6 +114,37 @@ pub struct InspectArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+/// `gantry scan`.
+#[derive(Debug, Args)]
+pub struct ScanCommandArgs {
+    /// The image (same forms as `gantry inspect`).
+    #[arg(value_name = "IMAGE")]
+    pub image: SourceRef,
+    /// Platform to pick from a multi-platform index (default: this host's, else linux/amd64).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<Platform>,
+    /// Policy bundle directory (`*.rego` and an optional `data.json`) replacing the built-in one.
+    #[arg(long, value_name = "DIR", env = "GANTRY_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// JSON data merged over the bundle's `data.json` (thresholds, lists, exceptions).
+    #[arg(long, value_name = "FILE", env = "GANTRY_POLICY_DATA")]
+    pub data: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
+    pub format: ScanFormat,
+    /// Write the report to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Fetch the base image named by the image's evidence to mark exactly which layers are
+    /// the base's (one more registry round trip). Default: on for registry images.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub base_lookup: Option<bool>,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]

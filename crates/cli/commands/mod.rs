@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 pub mod inspect;
+mod scan;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::args::{Command, ScanArgs, SourceArgs};
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Inspect(args) => inspect::run(args).await,
+        Command::Scan(args) => scan::run(args).await,
     }
 }
 
@@ -25,6 +27,14 @@ async fn open_source(
     args: &SourceArgs,
     scan: &ScanArgs,
 ) -> anyhow::Result<Arc<dyn ImageSource>> {
+    let opts = source_options(args, scan);
+    gantry_registry::open(image, &opts)
+        .await
+        .with_context(|| format!("opening {image}"))
+}
+
+/// Registry options from the arguments (credentials, insecure hosts, fetch limits).
+fn source_options(args: &SourceArgs, scan: &ScanArgs) -> SourceOptions {
     let mut opts = SourceOptions {
         insecure_registries: args.insecure_registries.clone(),
         docker_config: args.docker_config.clone(),
@@ -36,9 +46,7 @@ async fn open_source(
         &mut gantry_layer::Limits::default(),
         &mut opts.limits,
     );
-    gantry_registry::open(image, &opts)
-        .await
-        .with_context(|| format!("opening {image}"))
+    opts
 }
 
 /// Builds a scanner with the cache the arguments ask for.

@@ -33,11 +33,16 @@ pub fn text(s: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Writes pretty JSON and a newline to stdout.
-pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+/// Pretty JSON and a newline.
+pub fn to_json<T: Serialize>(value: &T) -> anyhow::Result<String> {
     let mut s = serde_json::to_string_pretty(value)?;
     s.push('\n');
-    text(&s)
+    Ok(s)
+}
+
+/// Writes pretty JSON and a newline to stdout.
+pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    text(&to_json(value)?)
 }
 
 /// Bytes in IEC units, e.g. `51.2 MiB`.

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use gantry_model::oci::{Descriptor, DocumentKind};
+use gantry_model::oci::{Descriptor, DocumentKind, ImageIndex};
 use gantry_model::{Digest, ImageRef, Location};
 use gantry_registry::{ImageSource, ResolvedImage};
 use serde::{Deserialize, Serialize};
@@ -299,9 +299,7 @@ fn from_provenance(deps: &[DockerDependency], location: Location) -> Option<Base
     }
 }
 
-/// Finds the base-image evidence of `image`. Provenance needs the index the image came from,
-/// so `source` is asked for its root document again (a manifest-sized read) when the image
-/// came from an index. Failures to read provenance are logged and treated as no evidence:
+/// Finds the base-image evidence of `image`. Failures to read provenance are logged and treated as no evidence:
 /// they never fail a scan, and never make a base look pinned.
 pub async fn base_facts(source: &dyn ImageSource, image: &ResolvedImage) -> BaseFacts {
     let annotations = image.manifest.annotations.clone().unwrap_or_default();
@@ -317,33 +315,42 @@ pub async fn base_facts(source: &dyn ImageSource, image: &ResolvedImage) -> Base
             location,
         );
     }
-    let index_entry = if image.index.is_some() {
-        index_descriptor(source, image).await
-    } else {
-        None
+    // The index is read once more (a manifest-sized read) for descriptor annotations and the
+    // provenance attestation: ResolvedImage keeps only the index's summary.
+    let index = match &image.index {
+        Some(_) => match source.root().await {
+            Ok(root) if root.kind == DocumentKind::Index => root.index,
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "index unreadable; no descriptor annotations or provenance");
+                None
+            }
+        },
+        None => None,
     };
-    if let Some(name) = index_entry
+    let entry_annotations = index
         .as_ref()
-        .and_then(|d| d.annotations.as_ref())
-        .and_then(|a| a.get(BASE_NAME))
-    {
-        let digest = index_entry
-            .as_ref()
-            .and_then(|d| d.annotations.as_ref())
-            .and_then(|a| a.get(BASE_DIGEST));
+        .and_then(|i| {
+            i.manifests
+                .iter()
+                .find(|d| d.digest == image.manifest_digest)
+        })
+        .and_then(|d| d.annotations.clone())
+        .unwrap_or_default();
+    if let Some(name) = entry_annotations.get(BASE_NAME) {
         let location = Location {
             field: Some(format!("index.manifests[].annotations[\"{BASE_NAME}\"]")),
             ..Location::default()
         };
         return from_name(
             name,
-            digest.map(String::as_str),
+            entry_annotations.get(BASE_DIGEST).map(String::as_str),
             BaseEvidence::Annotation,
             location,
         );
     }
-    if image.index.is_some()
-        && let Some(facts) = provenance_facts(source, image).await
+    if let Some(index) = &index
+        && let Some(facts) = provenance_facts(source, image, index).await
     {
         return facts;
     }
@@ -363,27 +370,11 @@ pub async fn base_facts(source: &dyn ImageSource, image: &ResolvedImage) -> Base
     BaseFacts::none()
 }
 
-/// The root index's descriptor of this image's manifest (it may carry annotations).
-async fn index_descriptor(source: &dyn ImageSource, image: &ResolvedImage) -> Option<Descriptor> {
-    let root = source.root().await.ok()?;
-    if root.kind != DocumentKind::Index {
-        return None;
-    }
-    root.index?
-        .manifests
-        .into_iter()
-        .find(|d| d.digest == image.manifest_digest)
-}
-
-async fn provenance_facts(source: &dyn ImageSource, image: &ResolvedImage) -> Option<BaseFacts> {
-    let root = match source.root().await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(error = %e, "no provenance: cannot re-read the index");
-            return None;
-        }
-    };
-    let index = root.index?;
+async fn provenance_facts(
+    source: &dyn ImageSource,
+    image: &ResolvedImage,
+    index: &ImageIndex,
+) -> Option<BaseFacts> {
     let subject = image.manifest_digest.to_string();
     let attestation = index.manifests.iter().find(|d| {
         d.annotations.as_ref().is_some_and(|a| {

@@ -7,9 +7,11 @@
 //! the admission webhook all come through here, so all three judge an image the same way.
 
 pub mod base;
+mod check;
 pub mod input;
 pub mod size;
 
 pub use base::{BaseEvidence, BaseFacts, base_facts};
+pub use check::{Checked, Facts, Gate, GateError, ImageReport, InputDocument, build_input};
 pub use input::{ConfigInfo, Context, HistoryStep, INPUT_VERSION, ImageInfo, LayerInfo};
 pub use size::{SizeFacts, size_facts};
