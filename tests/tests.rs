@@ -18,3 +18,5 @@ mod registry;
 mod hostile;
 // The per-layer cache: hits across images and restarts, corrupt entries.
 mod cache;
+// `gantry scan`: verdicts, codes and locations for the issue-3 proof images; output formats.
+mod scan;
