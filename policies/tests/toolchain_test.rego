@@ -100,3 +100,23 @@ test_unlisted_category_is_ignored if {
 	v.decision == "allow"
 	v.warnings == []
 }
+
+test_binaries_of_one_package_are_one_finding if {
+	v := fx.verdict(with_tools([
+		tool("gcc", "compiler", "gcc-12", "usr/bin/gcc"),
+		tool("gcc-12", "compiler", "gcc-12", "usr/bin/gcc-12"),
+		tool("x86_64-linux-gnu-gcc-12", "compiler", "gcc-12", "usr/bin/x86_64-linux-gnu-gcc-12"),
+		tool("gcc-12", "compiler", "gcc-12", "var/lib/dpkg/status"),
+	]))
+	[f] := fx.with_code(v.violations, "build-toolchain")
+	f.location.path == "usr/bin/gcc"
+	contains(f.message, "and 3 more path(s)")
+}
+
+test_same_package_different_categories_are_separate if {
+	v := fx.verdict(with_tools([
+		tool("gcc", "compiler", "gcc-12", "usr/bin/gcc"),
+		tool("gcc-12", "dev-package", "gcc-12", "var/lib/dpkg/status"),
+	]))
+	count(fx.with_code(v.violations, "build-toolchain")) == 2
+}

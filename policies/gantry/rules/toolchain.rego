@@ -3,9 +3,10 @@
 # Reads input.facts.toolchain (what the analyzers found in the FINAL filesystem, by path, ELF
 # identity or owning package). A fact counts when its category is listed in
 # data.gantry.toolchain.deny_categories (deny) or warn_categories (warn) and it is not
-# allowlisted by name, package or path. Facts with the same category, name and package are
-# reported once (headers of one -dev package are one finding, not hundreds), located at the
-# first path, with the number of other paths.
+# allowlisted by name, package or path. Facts of one category from one package are reported
+# once (gcc, gcc-12 and x86_64-linux-gnu-gcc-12 from package gcc-12 are one finding, not
+# three), as are facts of one category and name without a package; a finding is located at
+# its first path and says how many other paths it stands for.
 #
 # Codes: build-toolchain (compilers, build drivers, language toolchains, headers, -dev
 # packages, node build tools) and build-leftover (source maps, VCS directories, source trees).
@@ -45,7 +46,8 @@ _allowed(t) if {
 	lib.path_matches(pattern, t.location.path)
 }
 
-_key(t) := [t.category, t.name, object.get(t, "package", null)]
+_key(t) := [t.category, "package", t.package] if is_string(t.package)
+else := [t.category, "name", t.name]
 
 _keys := {_key(t) | some t in _facts}
 
@@ -60,22 +62,27 @@ _path(t) := p if {
 	is_string(p)
 } else := ""
 
-_finding(key, items) := f if {
+# One finding per group, coded by what the category is.
+_finding(key, items) := object.union({"code": "build-leftover"}, _described(items, key[0])) if {
+	key[0] in _leftover_categories
+}
+
+_finding(key, items) := object.union({"code": "build-toolchain"}, _described(items, key[0])) if {
+	not key[0] in _leftover_categories
+}
+
+_described(items, category) := f if {
 	first_path := min({_path(t) | some t in items})
 	first := [t | some t in items; _path(t) == first_path][0]
 	others := count({_path(t) | some t in items}) - 1
 	f := {
-		"code": _code(key[0]),
 		"message": sprintf("%s (%s: %s) ships in the final image%s%s%s; %s", [
 			first.name, first.category, object.get(first, "reason", "build tool"),
-			_at(first_path), _more(others), _package(first), _advice(key[0]),
+			_at(first_path), _more(others), _package(first), _advice(category),
 		]),
 		"location": object.get(first, "location", {}),
 	}
 }
-
-_code(category) := "build-leftover" if category in _leftover_categories
-else := "build-toolchain"
 
 _at("") := ""
 
