@@ -40,8 +40,8 @@ pub struct TestResult {
     /// Pass or fail.
     #[serde(flatten)]
     pub outcome: TestOutcome,
-    /// Wall-clock time of the evaluation.
-    #[serde(serialize_with = "millis")]
+    /// Wall-clock time of the evaluation (`duration_ms` in JSON).
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
     /// What the test printed (`print(…)`), kept for failures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
