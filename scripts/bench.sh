@@ -10,9 +10,10 @@
 #   BENCH_DATA  where generated inputs live (default target/bench-data; reused between runs)
 #   RUNS        runs per measurement; the median is reported (default 3)
 #
-# Numbers: MB = 10^6 bytes; MB/s is uncompressed output per wall-clock second; "cpu s" is
-# user+system time, which other processes on a shared machine do not inflate; peak RSS is the
-# process's high-water mark.
+# Numbers: MB = 10^6 bytes. "seconds" is wall-clock time, "cpu s" user+system time. MB/s
+# (uncompressed output) and "vs tool" are computed from cpu s: the walk is single-threaded, so
+# on an idle core the two agree, and on a shared machine wall time measures the neighbours.
+# Peak RSS is the process's high-water mark.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -72,11 +73,11 @@ generate_layers() {
     echo "$stamp" >"$DATA/.stamp"
 }
 
-# One table row. Args: compression input_mb uncompressed_mb tool wall cpu rss_kb reference_wall
+# One table row. Args: compression input_mb uncompressed_mb tool wall cpu rss_kb reference_cpu
 row() {
     local mbps ratio
-    mbps=$(awk -v u="$3" -v s="$5" 'BEGIN { printf "%.0f", u / s }')
-    ratio=$(awk -v r="$8" -v s="$5" 'BEGIN { printf "%.2f", r / s }')
+    mbps=$(awk -v u="$3" -v s="$6" 'BEGIN { printf "%.0f", u / s }')
+    ratio=$(awk -v r="$8" -v s="$6" 'BEGIN { printf "%.2f", r / s }')
     printf '| %s | %s | %s | %s | %.2f | %.2f | %s | %s | %.1f |\n' \
         "$1" "$2" "$3" "$4" "$5" "$6" "$mbps" "$ratio" "$(awk -v k="$7" 'BEGIN { print k / 1024 }')"
 }
@@ -109,7 +110,7 @@ section_layer_walk() {
     echo
     echo "| compression | input MB | uncompressed MB | tool | seconds | cpu s | MB/s | vs tool | peak RSS MB |"
     echo "|---|---|---|---|---|---|---|---|---|"
-    local spec file compression tool input uncompressed ref_wall wall cpu rss mode modes label floor w c r u
+    local spec file compression tool input uncompressed ref_cpu wall cpu rss mode modes label floor w c r u
     for spec in "gzip layer.tar.gz igzip -dc" "zstd layer.tar.zst zstd -qdc" "none layer.tar openssl dgst -sha256"; do
         read -r compression file tool <<<"$spec"
         file=$DATA/$file
@@ -119,17 +120,17 @@ section_layer_walk() {
         log "$compression: $tool"
         # shellcheck disable=SC2086 # $tool is a command with arguments
         read -r wall cpu rss <<<"$(time_runs $tool "$file")"
-        ref_wall=$wall
-        row "$compression" "$input" "$uncompressed" "\`$tool\`" "$wall" "$cpu" "$rss" "$ref_wall"
+        ref_cpu=$cpu
+        row "$compression" "$input" "$uncompressed" "\`$tool\`" "$wall" "$cpu" "$rss" "$ref_cpu"
         modes=(walk)
         if [[ $compression != none ]]; then
             # The least one core can do: the tool's decompression plus sha256 of both streams.
-            floor=$(awk -v t="$wall" -v i="$input" -v u="$uncompressed" -v s="$sha_mbps" \
+            floor=$(awk -v t="$cpu" -v i="$input" -v u="$uncompressed" -v s="$sha_mbps" \
                 'BEGIN { printf "%.2f", t + (i + u) / s }')
-            printf '| %s | %s | %s | %s | %s | - | %.0f | %.2f | - |\n' "$compression" "$input" "$uncompressed" \
+            printf '| %s | %s | %s | %s | - | %s | %.0f | %.2f | - |\n' "$compression" "$input" "$uncompressed" \
                 "(computed) ${tool%% *} + sha256 of both streams" "$floor" \
                 "$(awk -v u="$uncompressed" -v s="$floor" 'BEGIN { print u / s }')" \
-                "$(awk -v r="$ref_wall" -v s="$floor" 'BEGIN { print r / s }')"
+                "$(awk -v r="$ref_cpu" -v s="$floor" 'BEGIN { print r / s }')"
             modes+=(inflate-hash inflate)
         fi
         for mode in "${modes[@]}"; do
@@ -140,7 +141,7 @@ section_layer_walk() {
             inflate-hash) label="decompress + sha256 of both streams, no tar (Rust)" ;;
             inflate) label="decompress only (Rust)" ;;
             esac
-            row "$compression" "$input" "$u" "$label" "$w" "$c" "$r" "$ref_wall"
+            row "$compression" "$input" "$u" "$label" "$w" "$c" "$r" "$ref_cpu"
         done
     done
     echo

@@ -53,6 +53,9 @@ pub trait EntrySink {
     /// (the sink reads as much as it wants; the walker skips the rest); for other kinds it
     /// is empty.
     ///
+    /// Not delivered: the root directory entry (`./`), AUFS metadata (`.wh..wh.*`) and
+    /// entries of unknown type (all still counted in [`LayerWalk::entries`]).
+    ///
     /// If reading `body` fails, the walk fails with the underlying cause whatever the sink
     /// returns.
     fn file(&mut self, entry: &FileEntry, body: &mut dyn Read) -> io::Result<()>;
