@@ -15,7 +15,8 @@ _date_re := `^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$`
 
 _time_re := `^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`
 
-# A date or RFC 3339 time that parses (month and day checked, leap years included).
+# A date or RFC 3339 time that parses (month and day checked, leap years included) and fits
+# in nanoseconds since the epoch (years 1678-2261), so parse_time cannot raise an error.
 valid_time(s) if {
 	is_string(s)
 	regex.match(_date_re, s)
@@ -31,11 +32,14 @@ valid_time(s) if {
 _months := {"01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"}
 
 _valid_ymd(s) if {
+	year := to_number(substring(s, 0, 4))
+	year >= 1678
+	year <= 2261
 	month := substring(s, 5, 2)
 	day := substring(s, 8, 2)
 	month in _months
 	day >= "01"
-	day <= _days_in_month(to_number(substring(s, 0, 4)), month)
+	day <= _days_in_month(year, month)
 }
 
 _days_in_month(year, "02") := "29" if _leap(year)

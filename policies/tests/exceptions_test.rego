@@ -141,3 +141,12 @@ test_warnings_can_be_waived if {
 	[w] := v.waived
 	w.finding.severity == "warn"
 }
+
+# Without context.now (an input built by hand), the clock decides.
+test_without_context_now_the_clock_decides if {
+	inp := object.remove(root, ["context"])
+	future := fx.verdict(inp) with data.gantry.exceptions as [exception({"expires": "2261-12-31"})]
+	future.decision == "allow"
+	past := fx.verdict(inp) with data.gantry.exceptions as [exception({"expires": "2001-01-01"})]
+	past.decision == "deny"
+}
