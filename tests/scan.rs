@@ -8,8 +8,7 @@ use gantry_testkit::{Artifact, BuiltImage, ImageBuilder, LayerBuilder, RegistryH
 
 use crate::util::{gantry, stderr, stdout};
 
-const PINNED_BASE: &str =
-    "gcr.io/distroless/static-debian12:nonroot@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const PINNED_BASE: &str = "gcr.io/distroless/static-debian12:nonroot@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 fn pinned(b: ImageBuilder) -> ImageBuilder {
     b.annotation("org.opencontainers.image.base.name", PINNED_BASE)
@@ -23,15 +22,23 @@ fn passwd_layer(extra: &str) -> LayerBuilder {
 }
 
 fn dpkg_entry(name: &str, version: &str) -> String {
-    format!("Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n\n")
+    format!(
+        "Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n\n"
+    )
 }
 
 /// Single stage: python3, make, g++, git, running as root (no USER).
 fn single_stage_root() -> BuiltImage {
-    let status: String = [("g++-12", "12.2.0-14"), ("make", "4.3-4.1"), ("git", "1:2.39.5-0+deb12u1"), ("python3", "3.11.2-1+b1"), ("libc6-dev", "2.36-9+deb12u9")]
-        .iter()
-        .map(|(n, v)| dpkg_entry(n, v))
-        .collect();
+    let status: String = [
+        ("g++-12", "12.2.0-14"),
+        ("make", "4.3-4.1"),
+        ("git", "1:2.39.5-0+deb12u1"),
+        ("python3", "3.11.2-1+b1"),
+        ("libc6-dev", "2.36-9+deb12u9"),
+    ]
+    .iter()
+    .map(|(n, v)| dpkg_entry(n, v))
+    .collect();
     ImageBuilder::new()
         .layer(passwd_layer("").file("var/lib/dpkg/status", status))
         .layer(
@@ -53,7 +60,13 @@ fn distroless_static() -> BuiltImage {
     pinned(ImageBuilder::new())
         .user("65534:65534")
         .layer(passwd_layer(""))
-        .layer(LayerBuilder::new(Compression::Gzip).file_owned("app/server", b"\x7fELF static", 0o755, 65534, 65534))
+        .layer(LayerBuilder::new(Compression::Gzip).file_owned(
+            "app/server",
+            b"\x7fELF static",
+            0o755,
+            65534,
+            65534,
+        ))
         .entrypoint(["/app/server"])
         .build()
         .unwrap()
@@ -75,11 +88,17 @@ fn secret_added_then_deleted() -> BuiltImage {
         .layer_with_history(
             LayerBuilder::new(Compression::Gzip).file(
                 "root/.ssh/id_rsa",
-                format!("-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n", "MIIEowIBAAKCAQEA7bq98nC3sV0xjH5kYf1Vr2wq9bX4mQ3k6tZ0pLr8Jd2sQxY1".repeat(3)),
+                format!(
+                    "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+                    "MIIEowIBAAKCAQEA7bq98nC3sV0xjH5kYf1Vr2wq9bX4mQ3k6tZ0pLr8Jd2sQxY1".repeat(3)
+                ),
             ),
             "COPY id_rsa /root/.ssh/id_rsa # buildkit",
         )
-        .layer_with_history(LayerBuilder::new(Compression::Gzip).whiteout("root/.ssh/id_rsa"), "RUN rm /root/.ssh/id_rsa # buildkit")
+        .layer_with_history(
+            LayerBuilder::new(Compression::Gzip).whiteout("root/.ssh/id_rsa"),
+            "RUN rm /root/.ssh/id_rsa # buildkit",
+        )
         .build()
         .unwrap()
 }
@@ -104,7 +123,13 @@ fn node_with_typescript() -> BuiltImage {
 fn no_base_evidence() -> BuiltImage {
     ImageBuilder::new()
         .user("65534:65534")
-        .layer(LayerBuilder::new(Compression::Gzip).file_owned("app/server", b"\x7fELF static", 0o755, 65534, 65534))
+        .layer(LayerBuilder::new(Compression::Gzip).file_owned(
+            "app/server",
+            b"\x7fELF static",
+            0o755,
+            65534,
+            65534,
+        ))
         .build()
         .unwrap()
 }
@@ -115,17 +140,32 @@ fn scan_json(cache: &Path, image: &str, extra: &[&str]) -> (i32, serde_json::Val
     args.extend_from_slice(extra);
     let out = gantry(cache, &args);
     let code = out.status.code().unwrap_or(-1);
-    assert!(code == 0 || code == 1, "gantry {args:?} exited {code}:\n{}", stderr(&out));
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", stdout(&out)));
+    assert!(
+        code == 0 || code == 1,
+        "gantry {args:?} exited {code}:\n{}",
+        stderr(&out)
+    );
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}", stdout(&out)));
     (code, report)
 }
 
 fn codes(report: &serde_json::Value, list: &str) -> Vec<String> {
-    report["verdict"][list].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap().to_string()).collect()
+    report["verdict"][list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn finding<'a>(report: &'a serde_json::Value, code: &str) -> Vec<&'a serde_json::Value> {
-    report["findings"].as_array().unwrap().iter().filter(|f| f["code"] == code).collect()
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == code)
+        .collect()
 }
 
 /// Writes `image` as an OCI layout and returns the `oci:` reference.
@@ -144,21 +184,39 @@ fn single_stage_root_image_with_toolchain_is_denied() {
     assert_eq!(r["verdict"]["decision"], "deny");
     assert_eq!(r["image"]["digest"], image.manifest_digest.to_string());
     let violations = codes(&r, "violations");
-    assert!(violations.contains(&"root-user".to_string()), "{violations:?}");
-    assert!(violations.contains(&"build-toolchain".to_string()), "{violations:?}");
+    assert!(
+        violations.contains(&"root-user".to_string()),
+        "{violations:?}"
+    );
+    assert!(
+        violations.contains(&"build-toolchain".to_string()),
+        "{violations:?}"
+    );
     let root = finding(&r, "root-user");
     assert_eq!(root[0]["location"]["field"], "config.User");
-    let tool_paths: Vec<_> = finding(&r, "build-toolchain").iter().filter_map(|f| f["location"]["path"].as_str()).collect();
+    let tool_paths: Vec<_> = finding(&r, "build-toolchain")
+        .iter()
+        .filter_map(|f| f["location"]["path"].as_str())
+        .collect();
     for p in ["usr/bin/make", "usr/bin/g++-12"] {
         assert!(tool_paths.contains(&p), "{p} not in {tool_paths:?}");
     }
     // Every finding points at a layer by digest and index, or at a config field.
     for f in r["findings"].as_array().unwrap() {
         let loc = &f["location"];
-        assert!(loc["field"].is_string() || (loc["layer"].is_string() && loc["layer_index"].is_u64()), "{f}");
+        assert!(
+            loc["field"].is_string() || (loc["layer"].is_string() && loc["layer_index"].is_u64()),
+            "{f}"
+        );
     }
     assert_eq!(r["facts"]["user"]["root"], true);
-    assert!(r["packages"].as_array().unwrap().iter().any(|p| p["name"] == "g++-12"));
+    assert!(
+        r["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "g++-12")
+    );
 }
 
 #[test]
@@ -191,13 +249,21 @@ fn user_names_resolve_through_the_image_passwd() {
     assert_eq!(code, 1);
     assert!(codes(&r, "violations").contains(&"root-user".to_string()));
     let root = finding(&r, "root-user");
-    assert!(root[0]["message"].as_str().unwrap().contains("toor"), "{}", root[0]);
+    assert!(
+        root[0]["message"].as_str().unwrap().contains("toor"),
+        "{}",
+        root[0]
+    );
     assert_eq!(root[0]["location"]["path"], "etc/passwd");
 
     let dir = tempfile::tempdir().unwrap();
     let ghost = named_user("ghost", "");
     let (_, r) = scan_json(cache.path(), &layout(dir.path(), &ghost), &[]);
-    assert!(codes(&r, "warnings").contains(&"unresolvable-user".to_string()), "{}", r["verdict"]);
+    assert!(
+        codes(&r, "warnings").contains(&"unresolvable-user".to_string()),
+        "{}",
+        r["verdict"]
+    );
     assert_eq!(r["facts"]["user"]["resolved"], false);
 }
 
@@ -210,26 +276,57 @@ fn secret_deleted_by_a_later_layer_still_denies_with_its_layer() {
     assert_eq!(code, 1);
     let secrets = finding(&r, "secret-in-image");
     assert_eq!(secrets.len(), 1, "{secrets:?}");
-    assert_eq!(secrets[0]["location"]["layer"], image.layers[1].digest.to_string());
+    assert_eq!(
+        secrets[0]["location"]["layer"],
+        image.layers[1].digest.to_string()
+    );
     assert_eq!(secrets[0]["location"]["layer_index"], 1);
     assert_eq!(secrets[0]["location"]["path"], "root/.ssh/id_rsa");
     assert_eq!(r["facts"]["secrets"][0]["deleted"], true);
     // The secret itself never appears in the report.
-    assert!(!serde_json::to_string(&r).unwrap().contains("MIIEowIBAAKCAQEA7bq98nC3"));
+    assert!(
+        !serde_json::to_string(&r)
+            .unwrap()
+            .contains("MIIEowIBAAKCAQEA7bq98nC3")
+    );
 }
 
 #[test]
 fn node_build_leftovers_are_denied() {
     let cache = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (code, r) = scan_json(cache.path(), &layout(dir.path(), &node_with_typescript()), &[]);
+    let (code, r) = scan_json(
+        cache.path(),
+        &layout(dir.path(), &node_with_typescript()),
+        &[],
+    );
     assert_eq!(code, 1);
-    let categories: Vec<_> = r["facts"]["toolchain"].as_array().unwrap().iter().map(|t| t["category"].as_str().unwrap().to_string()).collect();
-    assert!(categories.contains(&"node-build".to_string()), "{categories:?}");
-    assert!(categories.contains(&"source-map".to_string()), "{categories:?}");
-    let tools: Vec<_> = finding(&r, "build-toolchain").iter().filter_map(|f| f["location"]["path"].as_str()).collect();
-    assert!(tools.iter().any(|p| p.starts_with("app/node_modules/")), "{tools:?}");
-    let leftovers: Vec<_> = finding(&r, "build-leftover").iter().filter_map(|f| f["location"]["path"].as_str()).collect();
+    let categories: Vec<_> = r["facts"]["toolchain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["category"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        categories.contains(&"node-build".to_string()),
+        "{categories:?}"
+    );
+    assert!(
+        categories.contains(&"source-map".to_string()),
+        "{categories:?}"
+    );
+    let tools: Vec<_> = finding(&r, "build-toolchain")
+        .iter()
+        .filter_map(|f| f["location"]["path"].as_str())
+        .collect();
+    assert!(
+        tools.iter().any(|p| p.starts_with("app/node_modules/")),
+        "{tools:?}"
+    );
+    let leftovers: Vec<_> = finding(&r, "build-leftover")
+        .iter()
+        .filter_map(|f| f["location"]["path"].as_str())
+        .collect();
     assert_eq!(leftovers, vec!["app/dist/app.js.map"]);
 }
 
@@ -238,7 +335,11 @@ fn size_limit_from_user_data() {
     let cache = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("limits.json");
-    std::fs::write(&data, r#"{"gantry": {"size": {"max_uncompressed_bytes": 4096}}}"#).unwrap();
+    std::fs::write(
+        &data,
+        r#"{"gantry": {"size": {"max_uncompressed_bytes": 4096}}}"#,
+    )
+    .unwrap();
     let image = pinned(ImageBuilder::new())
         .user("65534")
         .layer(passwd_layer(""))
@@ -246,7 +347,11 @@ fn size_limit_from_user_data() {
         .build()
         .unwrap();
     let reference = layout(&dir.path().join("img"), &image);
-    let (code, r) = scan_json(cache.path(), &reference, &["--data", data.to_str().unwrap()]);
+    let (code, r) = scan_json(
+        cache.path(),
+        &reference,
+        &["--data", data.to_str().unwrap()],
+    );
     assert_eq!(code, 1);
     assert_eq!(codes(&r, "violations"), vec!["image-too-large".to_string()]);
     // The same image passes the shipped 1 GiB default.
@@ -265,8 +370,16 @@ fn no_base_evidence_is_a_warning_not_a_deny() {
     assert!(codes(&r, "warnings").contains(&"base-image-unknown".to_string()));
     // data can make it a deny
     let data = dir.path().join("strict.json");
-    std::fs::write(&data, r#"{"gantry": {"base_image": {"require_base_evidence": true}}}"#).unwrap();
-    let (code, r) = scan_json(cache.path(), &format!("oci:{}:t", dir.path().display()), &["--data", data.to_str().unwrap()]);
+    std::fs::write(
+        &data,
+        r#"{"gantry": {"base_image": {"require_base_evidence": true}}}"#,
+    )
+    .unwrap();
+    let (code, r) = scan_json(
+        cache.path(),
+        &format!("oci:{}:t", dir.path().display()),
+        &["--data", data.to_str().unwrap()],
+    );
     assert_eq!(code, 1);
     assert!(codes(&r, "violations").contains(&"base-image-unknown".to_string()));
 }
@@ -281,16 +394,43 @@ fn same_verdicts_from_registry_and_docker_archive() {
         ("distroless", distroless_static(), 0),
         ("secret", secret_added_then_deleted(), 1),
     ] {
-        image.push(&registry, &format!("proof/{name}"), Some("v1"), None).unwrap();
-        let (code, from_registry) = scan_json(cache.path(), &registry.reference(&format!("proof/{name}"), "v1"), &[]);
-        assert_eq!(code, want, "{name} from the registry: {}", from_registry["verdict"]);
-        assert_eq!(from_registry["image"]["digest"], image.manifest_digest.to_string());
+        image
+            .push(&registry, &format!("proof/{name}"), Some("v1"), None)
+            .unwrap();
+        let (code, from_registry) = scan_json(
+            cache.path(),
+            &registry.reference(&format!("proof/{name}"), "v1"),
+            &[],
+        );
+        assert_eq!(
+            code, want,
+            "{name} from the registry: {}",
+            from_registry["verdict"]
+        );
+        assert_eq!(
+            from_registry["image"]["digest"],
+            image.manifest_digest.to_string()
+        );
 
         let archive = dir.path().join(format!("{name}.tar"));
-        image.write_docker_archive(&archive, Some(&format!("proof/{name}:v1"))).unwrap();
-        let (code, from_archive) = scan_json(cache.path(), &format!("docker-archive:{}", archive.display()), &[]);
-        assert_eq!(code, want, "{name} from docker-archive: {}", from_archive["verdict"]);
-        assert_eq!(codes(&from_archive, "violations"), codes(&from_registry, "violations"), "{name}");
+        image
+            .write_docker_archive(&archive, Some(&format!("proof/{name}:v1")))
+            .unwrap();
+        let (code, from_archive) = scan_json(
+            cache.path(),
+            &format!("docker-archive:{}", archive.display()),
+            &[],
+        );
+        assert_eq!(
+            code, want,
+            "{name} from docker-archive: {}",
+            from_archive["verdict"]
+        );
+        assert_eq!(
+            codes(&from_archive, "violations"),
+            codes(&from_registry, "violations"),
+            "{name}"
+        );
     }
 }
 
@@ -307,16 +447,30 @@ fn table_and_sarif_outputs() {
     assert!(table.contains("/usr/bin/make"), "{table}");
 
     let sarif_path = dir.path().join("out.sarif");
-    let out = gantry(cache.path(), &["scan", &reference, "--format", "sarif", "-o", sarif_path.to_str().unwrap()]);
+    let out = gantry(
+        cache.path(),
+        &[
+            "scan",
+            &reference,
+            "--format",
+            "sarif",
+            "-o",
+            sarif_path.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "-o writes the file, not stdout");
-    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(&sarif_path).unwrap()).unwrap();
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sarif_path).unwrap()).unwrap();
     assert_eq!(log["version"], "2.1.0");
     let results = log["runs"][0]["results"].as_array().unwrap();
     assert!(!results.is_empty());
     for r in results {
         assert!(r["ruleId"].is_string());
-        assert!(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].is_string(), "{r}");
+        assert!(
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].is_string(),
+            "{r}"
+        );
     }
 }
 
@@ -334,7 +488,11 @@ fn policy_errors_fail_closed_and_broken_bundles_are_errors() {
         "package gantry\n\nimport rego.v1\n\nverdict := {\"decision\": \"allow\", \"violations\": [], \"warnings\": [], \"waived\": [], \"x\": 1 / 0}\n",
     )
     .unwrap();
-    let (code, r) = scan_json(cache.path(), &reference, &["--policy", failing.to_str().unwrap()]);
+    let (code, r) = scan_json(
+        cache.path(),
+        &reference,
+        &["--policy", failing.to_str().unwrap()],
+    );
     assert_eq!(code, 1, "{}", r["verdict"]);
     assert_eq!(codes(&r, "violations"), vec!["policy-error".to_string()]);
 
@@ -342,7 +500,10 @@ fn policy_errors_fail_closed_and_broken_bundles_are_errors() {
     let broken = dir.path().join("broken");
     std::fs::create_dir_all(&broken).unwrap();
     std::fs::write(broken.join("x.rego"), "package gantry\nthis is not rego {").unwrap();
-    let out = gantry(cache.path(), &["scan", &reference, "--policy", broken.to_str().unwrap()]);
+    let out = gantry(
+        cache.path(),
+        &["scan", &reference, "--policy", broken.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("x.rego"), "{}", stderr(&out));
 }

@@ -20,3 +20,5 @@ mod hostile;
 mod cache;
 // `gantry scan`: verdicts, codes and locations for the issue-3 proof images; output formats.
 mod scan;
+// `gantry policy test`: the shipped policy tests, a user's bundle.
+mod policy;

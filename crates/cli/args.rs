@@ -24,6 +24,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Judge an image against the policies: exit 0 allow, 1 deny, 2 error.
     Scan(ScanCommandArgs),
+    /// Work with policy bundles (`gantry policy test [DIR]`).
+    Policy(crate::commands::policy::PolicyArgs),
 }
 
 /// Output format of `gantry scan`.

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 pub mod inspect;
+pub mod policy;
 mod scan;
 
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Inspect(args) => inspect::run(args).await,
         Command::Scan(args) => scan::run(args).await,
+        Command::Policy(args) => policy::run(args).await,
     }
 }
 
