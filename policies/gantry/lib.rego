@@ -77,21 +77,35 @@ else := ""
 # The repository ("registry.example/app"): the reference without tag or digest.
 repository := regex.replace(reference, `:[^:/]*$`, "")
 
+# Globs come from data, and glob.match raises an error on a malformed one ("[", "{a") — which
+# under strict builtin errors would deny every image. So a glob is used only when it has this
+# shape: literal characters (no backslash), "*", "?", simple classes "[abc]" / "[!a-z]" and
+# alternatives "{a,b}" without nesting. Anything else matches nothing, which errs towards
+# reporting: an allowlist entry that does not parse allows nothing, and an exception with
+# one is reported as invalid-exception.
+valid_glob(pattern) if {
+	is_string(pattern)
+	regex.match(`^([^\\\[\]{}]|\[!?[^\[\]/\\]+\]|\{[^{}\[\]\\]*\})*$`, pattern)
+}
+
 # A glob ("registry.example/team/*", "*" within a path segment, "**" across) matches the
 # repository or the reference with its tag.
 image_matches(pattern) if {
 	reference != ""
+	valid_glob(pattern)
 	glob.match(pattern, ["/"], repository)
 }
 
 image_matches(pattern) if {
 	reference != ""
+	valid_glob(pattern)
 	glob.match(pattern, ["/"], reference)
 }
 
 # A path glob from data ("usr/local/include/**"; a leading "/" is ignored) matches a path.
 path_matches(pattern, path) if {
 	is_string(path)
+	valid_glob(pattern)
 	glob.match(trim_prefix(pattern, "/"), ["/"], path)
 }
 

@@ -179,9 +179,9 @@ _exception_checks := [
 	{"name": "code", "message": "`code` must be a finding code (kebab-case)"},
 	{"name": "reason", "message": "`reason` must say why the finding is acceptable"},
 	{"name": "expires", "message": "`expires` must be a date (YYYY-MM-DD) or an RFC 3339 time"},
-	{"name": "image", "message": "`image` must be a glob string"},
+	{"name": "image", "message": "`image` must be a glob string (literal characters, *, **, ?, [abc], {a,b})"},
 	{"name": "digest", "message": "`digest` must be a digest string (sha256:…)"},
-	{"name": "path", "message": "`path` must be a glob string"},
+	{"name": "path", "message": "`path` must be a glob string (literal characters, *, **, ?, [abc], {a,b})"},
 	{"name": "owner", "message": "`owner` must be a string"},
 ]
 
@@ -208,8 +208,13 @@ _check_ok(check, e) if {
 }
 
 _check_ok(check, e) if {
-	check.name in {"image", "digest", "path", "owner"}
+	check.name in {"digest", "owner"}
 	is_string(e[check.name])
+}
+
+_check_ok(check, e) if {
+	check.name in {"image", "path"}
+	lib.valid_glob(e[check.name])
 }
 
 _valid_ids contains i if {
@@ -263,7 +268,7 @@ _digest_matches(e) if e.digest == input.image.digest
 
 _path_matches(e, _) if object.get(e, "path", null) == null
 
-_path_matches(e, f) if glob.match(trim_prefix(e.path, "/"), ["/"], f.location.path)
+_path_matches(e, f) if lib.path_matches(e.path, f.location.path)
 
 # The exceptions that waive a finding now, by index.
 _active_for(f) := {i | some i in _active_ids; _matches(_exceptions[i], f)}

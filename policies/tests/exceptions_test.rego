@@ -150,3 +150,11 @@ test_without_context_now_the_clock_decides if {
 	past := fx.verdict(inp) with data.gantry.exceptions as [exception({"expires": "2001-01-01"})]
 	past.decision == "deny"
 }
+
+test_exception_with_malformed_glob_is_invalid_not_an_error if {
+	v := fx.verdict(toolchain) with data.gantry.exceptions as [exception({"code": "build-toolchain", "path": "usr/bin/[gcc"})]
+	v.decision == "deny"
+	count(fx.with_code(v.violations, "build-toolchain")) == 2
+	[w] := fx.with_code(v.warnings, "invalid-exception")
+	contains(w.message, "`path` must be a glob")
+}

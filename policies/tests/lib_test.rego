@@ -45,3 +45,16 @@ test_shorten if {
 	lib.shorten("abc", 5) == "abc"
 	lib.shorten("abcdef", 3) == "abc…"
 }
+
+test_valid_globs if {
+	every g in ["usr/bin/*", "registry.example/**", "a?c", "usr/lib/[a-z]*.so", "x/[!.]*", "*.{js,map}", "plain"] {
+		lib.valid_glob(g)
+	}
+}
+
+test_malformed_globs_match_nothing_instead_of_failing if {
+	every g in ["[", "usr/[abc", "{a", "{a,{b}}", "a\\*", "[]", 3] {
+		not lib.valid_glob(g)
+		not lib.path_matches(g, "usr/bin/x")
+	}
+}

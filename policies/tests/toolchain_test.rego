@@ -120,3 +120,9 @@ test_same_package_different_categories_are_separate if {
 	]))
 	count(fx.with_code(v.violations, "build-toolchain")) == 2
 }
+
+test_malformed_allowlist_glob_allows_nothing if {
+	inp := with_tools([tool("gcc", "compiler", null, "usr/bin/gcc")])
+	v := fx.verdict(inp) with data.gantry.toolchain.allow_paths as ["usr/bin/[gcc"]
+	v.decision == "deny"
+}
