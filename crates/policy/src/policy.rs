@@ -58,7 +58,12 @@ pub struct Policy {
 }
 
 struct Inner {
-    /// Prepared (modules parsed and scheduled, data loaded); never evaluated directly.
+    /// Prepared once by `compile_with_entrypoint` (modules parsed, scheduled and
+    /// loop-hoisted, data loaded) and never evaluated itself: each evaluation works on a
+    /// clone, which shares the compiled modules and data through `Arc`s (about 5 µs).
+    /// `regorus::CompiledPolicy::eval_with_input` is not used because the engine it builds
+    /// knows only the process-wide fallback timer: a per-policy time limit would need global
+    /// state shared with every other regorus user in the process.
     engine: regorus::Engine,
     digest: String,
     limits: PolicyLimits,
