@@ -60,3 +60,12 @@ test_ignored_path if {
 	w := fx.verdict(with_secrets([key])) with data.gantry.secrets.ignore_paths as ["usr/share/doc/**"]
 	w.decision == "deny"
 }
+
+# A secret fact with members missing still denies (never dropped for want of a message).
+test_incomplete_secret_fact_still_denies if {
+	v := fx.verdict(with_secrets([{"source": "file"}]))
+	v.decision == "deny"
+	[f] := fx.with_code(v.violations, "secret-in-image")
+	contains(f.message, "unknown detector")
+	not f.location
+}

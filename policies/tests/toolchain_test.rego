@@ -126,3 +126,9 @@ test_malformed_allowlist_glob_allows_nothing if {
 	v := fx.verdict(inp) with data.gantry.toolchain.allow_paths as ["usr/bin/[gcc"]
 	v.decision == "deny"
 }
+
+test_incomplete_tool_fact_still_denies if {
+	v := fx.verdict(with_tools([{"category": "compiler"}]))
+	v.decision == "deny"
+	"build-toolchain" in fx.codes(v.violations)
+}

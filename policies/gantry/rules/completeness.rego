@@ -14,10 +14,11 @@ _cfg := c if {
 
 _unwalked contains {
 	"code": "layer-not-walked",
-	"message": sprintf("layer #%v (%s) was not walked: no rule saw its files, so a secret or toolchain in it would go unnoticed", [l.index, object.get(l, "media_type", "unknown media type")]),
+	"message": sprintf("layer #%v (%v) was not walked: no rule saw its files, so a secret or toolchain in it would go unnoticed", [object.get(l, "index", "?"), object.get(l, "media_type", "unknown media type")]),
 	"location": {key: val | some key, name in {"layer": "digest", "layer_index": "index"}; val := l[name]; val != null},
 } if {
 	some l in object.get(input, "layers", [])
+	is_object(l)
 	l.walked == false
 }
 
@@ -33,7 +34,7 @@ warn contains f if {
 
 warn contains {
 	"code": "unparsed-file",
-	"message": sprintf("the %s analyzer could not read %s (%s): the facts it would give are missing", [u.analyzer, u.path, u.reason]),
+	"message": sprintf("the %v analyzer could not read %v (%v): the facts it would give are missing", [object.get(u, "analyzer", "?"), object.get(u, "path", "?"), object.get(u, "reason", "no reason given")]),
 	"location": {key: val | some key in ["layer", "path"]; val := u[key]; is_string(val)},
 } if {
 	_cfg.warn_unknowns == true

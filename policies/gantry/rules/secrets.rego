@@ -16,15 +16,21 @@ _cfg := c if {
 	is_object(c)
 } else := {}
 
-_ignored(s) if s.rule in object.get(_cfg, "ignore_rules", [])
+_ignored(s) if _rule(s) in object.get(_cfg, "ignore_rules", [])
 
 _ignored(s) if {
 	some pattern in object.get(_cfg, "ignore_paths", [])
 	lib.path_matches(pattern, s.location.path)
 }
 
-_what(s) := sprintf("%s (%s)", [s.description, s.rule]) if is_string(s.description)
-else := sprintf("a secret (%s)", [s.rule])
+# Every member is read defensively: a secret fact with a missing member must still deny.
+_rule(s) := r if {
+	r := s.rule
+	is_string(r)
+} else := "unknown detector"
+
+_what(s) := sprintf("%s (%s)", [s.description, _rule(s)]) if is_string(s.description)
+else := sprintf("a secret (%s)", [_rule(s)])
 
 _where(s) := "in the image config's environment (ENV), visible to anyone who can pull or inspect the image" if {
 	s.source == "env"
@@ -37,6 +43,11 @@ _where(s) := "in the image config's environment (ENV), visible to anyone who can
 	is_string(s.location.path)
 } else := "in the image"
 
+_location(s) := loc if {
+	loc := s.location
+	is_object(loc)
+} else := {}
+
 _deleted(s) := "; a later layer deletes it, but the layer that added it still ships it to everyone who pulls the image" if {
 	s.deleted == true
 } else := ""
@@ -44,7 +55,7 @@ _deleted(s) := "; a later layer deletes it, but the layer that added it still sh
 deny contains {
 	"code": "secret-in-image",
 	"message": sprintf("%s %s%s; rotate it, and pass secrets at build time with RUN --mount=type=secret, at run time from the orchestrator", [_what(s), _where(s), _deleted(s)]),
-	"location": object.get(s, "location", {}),
+	"location": _location(s),
 } if {
 	some s in object.get(input, ["facts", "secrets"], [])
 	is_object(s)

@@ -47,7 +47,7 @@ _allowed(t) if {
 }
 
 _key(t) := [t.category, "package", t.package] if is_string(t.package)
-else := [t.category, "name", t.name]
+else := [t.category, "name", object.get(t, "name", "")]
 
 _keys := {_key(t) | some t in _facts}
 
@@ -56,6 +56,11 @@ _groups := {key: items |
 	some key in _keys
 	items := [t | some t in _facts; _key(t) == key]
 }
+
+_location(t) := loc if {
+	loc := t.location
+	is_object(loc)
+} else := {}
 
 _path(t) := p if {
 	p := t.location.path
@@ -76,11 +81,11 @@ _described(items, category) := f if {
 	first := [t | some t in items; _path(t) == first_path][0]
 	others := count({_path(t) | some t in items}) - 1
 	f := {
-		"message": sprintf("%s (%s: %s) ships in the final image%s%s%s; %s", [
-			first.name, first.category, object.get(first, "reason", "build tool"),
+		"message": sprintf("%v (%v: %v) ships in the final image%s%s%s; %s", [
+			object.get(first, "name", "a build tool"), category, object.get(first, "reason", "no reason given"),
 			_at(first_path), _more(others), _package(first), _advice(category),
 		]),
-		"location": object.get(first, "location", {}),
+		"location": _location(first),
 	}
 }
 
