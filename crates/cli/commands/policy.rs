@@ -20,8 +20,9 @@ pub struct PolicyArgs {
 /// Policy subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Run the `test_*` rules of a policy bundle (the built-in one without DIR): exit 0 when
-    /// all pass, 1 when one fails, 2 when the bundle cannot be loaded.
+    /// Run the `test_*` rules of a policy bundle (the built-in one without DIR), listing
+    /// failures (and, with -v, passes): exit 0 when all pass, 1 when one fails, 2 when the
+    /// bundle cannot be loaded.
     Test {
         /// Bundle directory: every *.rego under it (tests/ directories and *_test.rego are the
         /// tests) and DIR/data.json. Default: the built-in bundle.
