@@ -7,6 +7,7 @@
 //! user/group names, so the same recipe always gives the same bytes and digests.
 
 use std::io::{self, Read, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use gantry_model::Digest;
@@ -14,7 +15,7 @@ use gantry_model::oci::{Compression, media_type};
 use tar::{EntryType, Header};
 
 use crate::blob::{Blob, HashWriter, Spool};
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 
 const BLOCK: usize = 512;
 
@@ -90,6 +91,16 @@ enum Entry {
     ManyFiles {
         prefix: String,
         n: u64,
+    },
+    /// A regular file whose content is read from disk while the tar is written, so layers
+    /// made from real trees (a debootstrap rootfs, a pip install) never sit in memory.
+    DiskFile {
+        path: Vec<u8>,
+        source: PathBuf,
+        size: u64,
+        mode: u32,
+        uid: u64,
+        gid: u64,
     },
 }
 
@@ -296,6 +307,73 @@ impl LayerBuilder {
         self
     }
 
+    /// Every entry of the directory tree `root` (recursively, sorted by path, so the same
+    /// tree gives the same layer): directories, regular files (streamed from disk when the
+    /// layer is written, with their mode, uid and gid), symlinks, and hard links (a second
+    /// path to an inode already added becomes a link to the first). Sockets and devices are
+    /// skipped: fixtures made from real root filesystems (debootstrap, pip/npm installs) never
+    /// need them.
+    pub fn from_dir(mut self, root: &std::path::Path) -> Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let mut stack = vec![root.to_path_buf()];
+        let mut paths = Vec::new();
+        while let Some(dir) = stack.pop() {
+            let rd = std::fs::read_dir(&dir).ctx(|| format!("reading {}", dir.display()))?;
+            for e in rd {
+                let p = e.ctx(|| format!("reading {}", dir.display()))?.path();
+                let md = std::fs::symlink_metadata(&p).ctx(|| format!("stat {}", p.display()))?;
+                if md.is_dir() {
+                    stack.push(p.clone());
+                }
+                paths.push(p);
+            }
+        }
+        paths.sort();
+        let mut inodes: std::collections::HashMap<(u64, u64), Vec<u8>> =
+            std::collections::HashMap::new();
+        for p in paths {
+            let rel = p
+                .strip_prefix(root)
+                .map_err(|e| Error::Recipe(e.to_string()))?;
+            let rel = rel.to_string_lossy().into_owned();
+            let md = std::fs::symlink_metadata(&p).ctx(|| format!("stat {}", p.display()))?;
+            let ft = md.file_type();
+            let mode = md.mode() & 0o7777;
+            if ft.is_dir() {
+                let mut path = clean(&rel);
+                path.push(b'/');
+                self.entries.push(Entry::Dir { path, mode });
+            } else if ft.is_symlink() {
+                let target = std::fs::read_link(&p).ctx(|| format!("readlink {}", p.display()))?;
+                self.entries.push(Entry::Symlink {
+                    path: clean(&rel),
+                    target: target.to_string_lossy().as_bytes().to_vec(),
+                });
+            } else if ft.is_file() {
+                let key = (md.dev(), md.ino());
+                if md.nlink() > 1
+                    && let Some(first) = inodes.get(&key)
+                {
+                    self.entries.push(Entry::Hardlink {
+                        path: clean(&rel),
+                        target: first.clone(),
+                    });
+                    continue;
+                }
+                inodes.insert(key, clean(&rel));
+                self.entries.push(Entry::DiskFile {
+                    path: clean(&rel),
+                    source: p.clone(),
+                    size: md.len(),
+                    mode,
+                    uid: u64::from(md.uid()),
+                    gid: u64::from(md.gid()),
+                });
+            }
+        }
+        Ok(self)
+    }
+
     /// Keeps only the first `len` bytes of the compressed blob (like `Vec::truncate`).
     pub fn truncate_blob(mut self, len: u64) -> Self {
         self.damage.truncate = Some(len);
@@ -492,6 +570,27 @@ impl LayerBuilder {
                     w.write_all(h.as_bytes())?;
                     io::copy(&mut io::repeat(0).take(*len), w)?;
                     pad(w, *len)?;
+                }
+                Entry::DiskFile {
+                    path,
+                    source,
+                    size,
+                    mode,
+                    uid,
+                    gid,
+                } => {
+                    write_pax_if_long(w, path, None)?;
+                    let mut h = ustar(EntryType::Regular, *size, *mode);
+                    h.set_uid(*uid);
+                    h.set_gid(*gid);
+                    set_field(&mut h.as_old_mut().name, path);
+                    h.set_cksum();
+                    w.write_all(h.as_bytes())?;
+                    // Exactly `size` bytes, even if the file changed since it was listed: the
+                    // header already promised that many.
+                    let copied = io::copy(&mut std::fs::File::open(source)?.take(*size), w)?;
+                    io::copy(&mut io::repeat(0).take(size - copied), w)?;
+                    pad(w, *size)?;
                 }
                 Entry::ManyFiles { prefix, n } => {
                     for i in 0..*n {
