@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gantry benchmarks.
 #
-#   scripts/bench.sh [section...]      sections: layer_walk (default: all)
+#   scripts/bench.sh [section...]      sections: layer_walk full_scan (default: all)
 #
 # Each section is a function `section_<name>` that prints a Markdown table to stdout (progress
 # goes to stderr); add a section by writing the function and listing it in SECTIONS.
@@ -21,7 +21,7 @@ ROOT=$PWD
 DATA=${BENCH_DATA:-$ROOT/target/bench-data}
 RUNS=${RUNS:-3}
 EXAMPLES=$ROOT/target/release/examples
-SECTIONS=(layer_walk)
+SECTIONS=(layer_walk full_scan)
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -147,6 +147,96 @@ section_layer_walk() {
     echo
     echo "sha256 alone (sha2 crate, SHA-NI): $sha_mbps MB/s per CPU second." \
         "Load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)."
+}
+
+# --- full_scan: gantry scan (checks + SBOM) against Trivy and Syft on the same archives ---
+
+PEERS=${PEERS_DIR:-$HOME/.cache/gantry-peers}
+SHARED_TOOLS=$ROOT/../shared/tools
+
+require_peers() {
+    if [[ ! -x $PEERS/bin/trivy || ! -x $PEERS/bin/syft ]]; then
+        [[ -x $SHARED_TOOLS/install-peers.sh ]] || { log "need $SHARED_TOOLS/install-peers.sh for Trivy and Syft"; exit 2; }
+        log "installing Trivy and Syft (install-peers.sh)"
+        "$SHARED_TOOLS/install-peers.sh" >&2
+    fi
+    command -v debootstrap >/dev/null || { log "installing debootstrap"; apt-get install -y debootstrap >&2; }
+}
+
+# Real images from real package managers: a debootstrap'd Debian (one layer) and a Python app
+# on it (base + python3 + a pip install + the app). Built once, reused.
+build_scan_images() {
+    local images=$DATA/images
+    [[ -f $images/.done-v1 ]] && return
+    mkdir -p "$images"
+    local root=$images/rootfs-base py=$images/rootfs-python site=$images/site-packages app=$images/app
+    if [[ ! -f $root/etc/os-release ]]; then
+        log "debootstrap --variant=minbase bookworm (a few minutes)"
+        rm -rf "$root"
+        debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >&2
+        rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/proc/* "$root"/sys/* "$root"/dev/*
+    fi
+    if [[ ! -x $py/usr/bin/python3 ]]; then
+        log "debootstrap with python3"
+        rm -rf "$py"
+        debootstrap --variant=minbase --include=python3,python3-pip bookworm "$py" http://deb.debian.org/debian >&2
+        rm -rf "$py"/var/cache/apt/archives/*.deb "$py"/proc/* "$py"/sys/* "$py"/dev/*
+    fi
+    if [[ ! -d $site/usr ]]; then
+        log "pip install into the app layer"
+        rm -rf "$site"
+        python3 -m pip install -q --no-compile --root "$site" --prefix /usr/local \
+            numpy pandas requests flask >&2
+    fi
+    mkdir -p "$app/app"
+    printf 'import flask\napp = flask.Flask(__name__)\n' >"$app/app/main.py"
+    cargo build --release -p gantry-testkit --example image_from_dirs >&2
+    "$EXAMPLES/image_from_dirs" "$images/debian.tar" bench/debian:bookworm gzip "$root" >&2
+    "$EXAMPLES/image_from_dirs" "$images/python-app.tar" bench/python-app:1 gzip "$py" "$site" "$app" >&2
+    touch "$images/.done-v1"
+}
+
+# Prints "median_wall median_cpu max_rss_kb" of a command that may exit 0 or 1 (allow/deny).
+scan_runs() {
+    time_runs bash -c '"$@"; [ $? -le 1 ]' _ "$@"
+}
+
+section_full_scan() {
+    require_tools
+    require_peers
+    build_scan_images
+    cargo build --release >&2
+    local gantry=$ROOT/target/release/gantry trivy=$PEERS/bin/trivy syft=$PEERS/bin/syft
+    local out=$DATA/scan-out
+    mkdir -p "$out"
+    echo "### Full scan ($RUNS runs, median; $(nproc) CPUs)"
+    echo
+    echo "| image | size | tool | seconds | cpu s | peak RSS MB | vs Trivy |"
+    echo "|---|---|---|---|---|---|---|"
+    local image tar size wall cpu rss trivy_wall
+    for image in debian python-app; do
+        tar=$DATA/images/$image.tar
+        size=$(awk -v b="$(stat -c %s "$tar")" 'BEGIN { printf "%.0f MB", b / 1e6 }')
+        cat "$tar" >/dev/null
+        log "$image: trivy"
+        read -r wall cpu rss <<<"$(scan_runs "$trivy" image --input "$tar" --cache-backend memory --offline-scan \
+            --skip-db-update --skip-java-db-update -q --list-all-pkgs --format cyclonedx -o "$out/$image.trivy.json")"
+        trivy_wall=$wall
+        printf '| %s | %s | trivy 0.76 (`image --input`, memory cache) | %.2f | %.2f | %.0f | 1.00 |\n' "$image" "$size" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
+        log "$image: syft"
+        read -r wall cpu rss <<<"$(scan_runs "$syft" scan "docker-archive:$tar" -q -o "cyclonedx-json@1.6=$out/$image.syft.json")"
+        printf '| %s | %s | syft 1.18 | %.2f | %.2f | %.0f | %.2f |\n' "$image" "$size" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$(awk -v t="$trivy_wall" -v w="$wall" 'BEGIN { print t / w }')"
+        log "$image: gantry cold"
+        read -r wall cpu rss <<<"$(scan_runs bash -c 'd=$(mktemp -d); "$0" scan "$1" --cache-dir "$d" --format json -o "$2" --sbom "$3"; rc=$?; rm -rf "$d"; exit $rc' \
+            "$gantry" "docker-archive:$tar" "$out/$image.gantry-report.json" "$out/$image.gantry.cdx.json")"
+        printf '| %s | %s | **gantry scan, cold cache** (checks + SBOM) | %.2f | %.2f | %.0f | **%.2f** |\n' "$image" "$size" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$(awk -v t="$trivy_wall" -v w="$wall" 'BEGIN { print t / w }')"
+        log "$image: gantry warm"
+        "$gantry" scan "docker-archive:$tar" --cache-dir "$out/warm-cache" --format json -o /dev/null >/dev/null 2>&1 || true
+        read -r wall cpu rss <<<"$(scan_runs "$gantry" scan "docker-archive:$tar" --cache-dir "$out/warm-cache" --format json -o /dev/null --sbom /dev/null)"
+        printf '| %s | %s | **gantry scan, warm cache** | %.3f | %.3f | %.0f | %.1f |\n' "$image" "$size" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$(awk -v t="$trivy_wall" -v w="$wall" 'BEGIN { print t / w }')"
+    done
+    echo
+    echo "SBOMs and reports of the last run: $out."
 }
 
 main() {
