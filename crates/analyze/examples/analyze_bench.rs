@@ -1,11 +1,13 @@
 //! What the analyzers cost on top of the walk: a generated layer of ~50,000 small files
-//! walked with no analyzers, with the built-in ones except secrets, and with all of them.
+//! walked with no analyzers, with the built-in ones except secrets, and with all of them;
+//! then layers of a few large executables, which the binary catalogers stream: Go-like ones
+//! with their build info halfway in, and C-like ones without (scanned to the end).
 //!
 //! `cargo run --release -p gantry-analyze --example analyze_bench [FILES] [gzip]`
 //!
-//! By default the layer is uncompressed so the numbers show analyzer cost, not inflate;
+//! By default the layers are uncompressed so the numbers show analyzer cost, not inflate;
 //! `gzip` shows them next to a real layer's inflate time. Timings are the best of 3 runs,
-//! on stderr.
+//! on stderr, with the process's peak resident memory at the end.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -31,6 +33,79 @@ fn text(seed: u64, len: usize) -> String {
         s.push(' ');
     }
     s
+}
+
+/// A 64-bit ELF executable of `len` bytes: filler code, a Go ≥ 1.18 build-info blob at the
+/// middle (16-aligned) when `go`, section headers at the end (`.go.buildinfo`, `.shstrtab`).
+fn elf_binary(len: usize, seed: u64, go: bool) -> Vec<u8> {
+    let mut f: Vec<u8> = text(seed, len / 2).into_bytes();
+    f[..4].copy_from_slice(b"\x7fELF");
+    f[4] = 2;
+    f[5] = 1;
+    f[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+    f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+    f[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+    f.resize(f.len().next_multiple_of(16), 0);
+    let buildinfo_at = f.len() as u64;
+    f.extend_from_slice(if go {
+        b"\xff Go buildinf:\x08\x02"
+    } else {
+        b"no build info...\x08\x02"
+    });
+    f.resize(f.len() + 16, 0);
+    let version = b"go1.22.5";
+    let mut modinfo = vec![b'0'; 16];
+    modinfo.extend_from_slice(b"path\tex.com/cmd\nmod\tex.com\tv1.0.0\t\n");
+    for i in 0..200 {
+        modinfo
+            .extend_from_slice(format!("dep\tgithub.com/dep{i}/mod\tv1.{i}.0\th1:x=\n").as_bytes());
+    }
+    modinfo.extend_from_slice(&[b'1'; 16]);
+    for s in [&version[..], &modinfo[..]] {
+        let mut n = s.len();
+        while n >= 0x80 {
+            f.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        f.push(n as u8);
+        f.extend_from_slice(s);
+    }
+    f.extend(text(seed + 1, len - f.len().min(len)).into_bytes());
+    f.truncate(len);
+    // PT_LOAD over everything so far; then names and section headers at the end.
+    let loaded = f.len() as u64;
+    f[64..68].copy_from_slice(&1u32.to_le_bytes());
+    f[64 + 32..64 + 40].copy_from_slice(&loaded.to_le_bytes());
+    let names_at = f.len() as u64;
+    f.extend_from_slice(b"\0.go.buildinfo\0.shstrtab\0");
+    f.resize(f.len().next_multiple_of(8), 0);
+    let shoff = f.len() as u64;
+    f.extend([0u8; 64]);
+    for (name, kind, off, size) in [(1u32, 1u32, buildinfo_at, 512u64), (15, 3, names_at, 25)] {
+        let mut h = [0u8; 64];
+        h[..4].copy_from_slice(&name.to_le_bytes());
+        h[4..8].copy_from_slice(&kind.to_le_bytes());
+        h[24..32].copy_from_slice(&off.to_le_bytes());
+        h[32..40].copy_from_slice(&size.to_le_bytes());
+        f.extend(h);
+    }
+    f[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+    f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+    f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+    f[0x3e..0x40].copy_from_slice(&2u16.to_le_bytes());
+    f
+}
+
+/// Peak resident memory of this process (Linux), for the record.
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -123,5 +198,57 @@ fn main() -> Result<(), Box<dyn Error>> {
             best.as_secs_f64() * 1e6 / files as f64
         );
     }
+
+    // A few large executables: what streaming them through the binary catalogers costs.
+    const BINARIES: usize = 6;
+    const BINARY_BYTES: usize = 40 * 1024 * 1024;
+    for go in [true, false] {
+        let mut layer = LayerBuilder::new(compression);
+        for i in 0..BINARIES {
+            layer = layer.file_mode(
+                &format!("usr/local/bin/tool{i}"),
+                elf_binary(BINARY_BYTES, i as u64, go),
+                0o755,
+            );
+        }
+        let built = layer.build()?;
+        let spec = LayerSpec {
+            digest: built.digest.clone(),
+            diff_id: Some(built.diff_id.clone()),
+            compression,
+        };
+        eprintln!(
+            "layer ({compression:?}): {BINARIES} {} executables of {} MiB, {:.1} MiB blob",
+            if go { "Go-like" } else { "C-like" },
+            BINARY_BYTES >> 20,
+            built.size as f64 / 1048576.0
+        );
+        for (name, set) in &sets {
+            let mut best = Duration::MAX;
+            let mut packages = 0;
+            for _ in 0..3 {
+                let start = Instant::now();
+                let mut dispatcher = set.dispatcher();
+                walk_layer(
+                    built.blob().reader()?,
+                    &spec,
+                    &Limits::default(),
+                    &mut dispatcher,
+                )?;
+                let report = dispatcher.finish();
+                best = best.min(start.elapsed());
+                packages = report.packages.len();
+            }
+            eprintln!(
+                "{name:<28} {:>8.1} ms  ({:.0} MiB/s, {packages} packages)",
+                best.as_secs_f64() * 1000.0,
+                (BINARIES * BINARY_BYTES) as f64 / 1048576.0 / best.as_secs_f64()
+            );
+        }
+    }
+    eprintln!(
+        "peak resident memory: {} (mostly the generated layers, held in memory)",
+        peak_rss()
+    );
     Ok(())
 }

@@ -21,7 +21,14 @@
 //! managers, installed packages and unknowns.
 //!
 //! Built-in analyzers (each versioned; see [`builtin`]): `os-release`, `passwd` (passwd and
-//! group), `dpkg`, `apk`, `toolchain` (source maps) and `secrets`.
+//! group), the package catalogers `dpkg`, `apk`, `rpm`, `python`, `npm`, `go-buildinfo`,
+//! `rust-auditable` and `java`, `toolchain` (source maps) and `secrets`.
+//! [`facts::final_packages`] gives the packages of the final image, each with its [`purl()`].
+//!
+//! Most analyzers name their files with globs and receive a bounded prefix of each; the
+//! binary catalogers instead recognise executables by their first bytes and receive them as
+//! a stream, keeping only the few ranges they need ([`StreamInterest`]), so no executable is
+//! ever held whole.
 //!
 //! ```
 //! use gantry_analyze::{builtin, fingerprint};
@@ -33,15 +40,20 @@ mod analyzers;
 mod dispatch;
 pub mod facts;
 mod package;
+mod purl;
 mod report;
 pub mod squash;
 
 pub use analyzers::os_release::OsRelease;
 pub use analyzers::passwd::{GroupEntry, GroupFile, PasswdEntry, PasswdFile};
 pub use analyzers::secrets::{SecretHit, SecretMatch, rules as secret_rules, scan_text};
-pub use analyzers::{Analyzer, EveryFile, Interest, LayerAnalysis, builtin, fingerprint};
+pub use analyzers::{
+    Analyzer, EveryFile, Interest, LayerAnalysis, SNIFF_BYTES, STREAM_CHUNK, StreamInterest,
+    builtin, fingerprint,
+};
 pub use dispatch::{AnalyzerSet, DispatchError, LayerDispatcher};
-pub use facts::{FileFacts, LayerFacts, derive_facts, final_packages};
-pub use package::{Ecosystem, FileList, Package};
+pub use facts::{FileFacts, LayerFacts, derive_facts, final_os_release, final_packages};
+pub use package::{CopyrightFile, Ecosystem, FileList, Package};
+pub use purl::{percent_encode as purl_percent_encode, purl, pypi_normalize};
 pub use report::{LayerReport, Unknown};
 pub use squash::{Change, ChangeKind, Filesystem, SquashedFile, squash};

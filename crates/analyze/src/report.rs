@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use crate::OsRelease;
 use crate::analyzers::passwd::{GroupFile, PasswdFile};
 use crate::analyzers::secrets::SecretHit;
-use crate::package::{FileList, Package};
+use crate::package::{CopyrightFile, FileList, Package};
 
 /// Everything one walk of one layer produced. Cached on disk by (layer digest, analyzer
 /// fingerprint), so it must hold all that later stages need: nothing re-reads the layer.
@@ -27,13 +27,17 @@ pub struct LayerReport {
     /// Parsed `group` files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupFile>,
-    /// Installed packages of every package database this layer ships (dpkg status and
-    /// `status.d/*`, apk `installed`), each with its database path in `location.path`.
+    /// Installed packages of every package database, manifest and binary this layer ships
+    /// (dpkg, apk, rpm, Python, npm, Go, Rust, Java), each with the file it was read from in
+    /// `location.path`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<Package>,
     /// dpkg file lists (`var/lib/dpkg/info/*.list`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_lists: Vec<FileList>,
+    /// Licenses named by Debian copyright files (`usr/share/doc/*/copyright`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copyrights: Vec<CopyrightFile>,
     /// `*.map` files whose content is a source map.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_maps: Vec<String>,

@@ -1,8 +1,14 @@
 //! apk: installed Alpine packages and their files, from `lib/apk/db/installed`.
 //!
 //! The database is paragraphs of `K:value` lines separated by blank lines: `P` name, `V`
-//! version, `A` arch, `o` origin (source package), and the file list as `F:dir` followed by
-//! that directory's `R:file` lines.
+//! version, `A` arch, `o` origin (source package), `L` license (an SPDX expression in current
+//! Alpine), `D` dependencies, `p` provides, and the file list as `F:dir` followed by that
+//! directory's `R:file` lines.
+//!
+//! Dependencies (`D:`) name packages, or virtual names another package provides (`so:libc.musl-x86_64.so.1`,
+//! `cmd:sh`, `pc:zlib`, a path like `/bin/sh`): those are resolved to the installed package
+//! that provides them (`p:`) or ships the path, and dropped when none does; conflicts
+//! (`!name`) are not dependencies.
 
 use gantry_model::Location;
 use gantry_model::fs::FileEntry;
@@ -31,7 +37,8 @@ impl Analyzer for ApkAnalyzer {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: licenses, dependencies, cataloger.
+        2
     }
 
     fn interest(&self) -> Interest {
@@ -89,6 +96,8 @@ pub struct InstalledParse {
     pub packages: Vec<Package>,
     /// Malformed lines, and paragraphs without `P` or `V` (counted at their first line).
     pub malformed: Malformed,
+    /// (provided name, package) from `p:` lines, while parsing.
+    provides: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -97,6 +106,9 @@ struct Draft {
     version: Option<String>,
     arch: Option<String>,
     origin: Option<String>,
+    license: Option<String>,
+    depends: Vec<String>,
+    provides: Vec<String>,
     dir: String,
     files: Vec<String>,
     first_line: usize,
@@ -127,6 +139,13 @@ pub fn parse_installed(text: &str, path: &str) -> InstalledParse {
             "V" => d.version = Some(value.to_string()),
             "A" => d.arch = Some(value.to_string()),
             "o" => d.origin = Some(value.to_string()),
+            "L" => d.license = Some(value.to_string()),
+            "D" => d
+                .depends
+                .extend(value.split_whitespace().map(str::to_string)),
+            "p" => d
+                .provides
+                .extend(value.split_whitespace().map(str::to_string)),
             "F" => d.dir = value.trim_matches('/').to_string(),
             "R" => {
                 let file = value.trim_start_matches('/');
@@ -142,7 +161,60 @@ pub fn parse_installed(text: &str, path: &str) -> InstalledParse {
         }
     }
     finish(d, path, &mut out);
+    let provider = provides_of(&out.packages, &out.provides);
+    resolve_dependencies(&mut out.packages, &provider);
+    out.provides.clear();
     out
+}
+
+/// Every name a dependency may use for an installed package: its own name, what it
+/// provides, and the paths it ships (as `/path`).
+fn provides_of(
+    packages: &[Package],
+    provides: &[(String, String)],
+) -> std::collections::HashMap<String, String> {
+    let mut map = std::collections::HashMap::new();
+    for (virt, pkg) in provides {
+        map.entry(virt.clone()).or_insert_with(|| pkg.clone());
+    }
+    for p in packages {
+        for f in &p.files {
+            map.entry(format!("/{f}")).or_insert_with(|| p.name.clone());
+        }
+    }
+    for p in packages {
+        map.insert(p.name.clone(), p.name.clone());
+    }
+    map
+}
+
+fn resolve_dependencies(
+    packages: &mut [Package],
+    provider: &std::collections::HashMap<String, String>,
+) {
+    for p in packages.iter_mut() {
+        let raw = std::mem::take(&mut p.dependencies);
+        let mut deps: Vec<String> = Vec::new();
+        for d in raw.iter().filter(|d| !d.starts_with('!')) {
+            let bare = strip_constraint(d);
+            let name = match provider.get(bare) {
+                Some(n) => n.clone(),
+                // An unresolved virtual name does not name a package.
+                None if bare.contains(':') || bare.starts_with('/') => continue,
+                None => bare.to_string(),
+            };
+            if name != p.name && !deps.contains(&name) {
+                deps.push(name);
+            }
+        }
+        p.dependencies = deps;
+    }
+}
+
+/// `so:libc.musl-x86_64.so.1=1` → `so:libc.musl-x86_64.so.1`; `busybox>=1.36` → `busybox`.
+fn strip_constraint(token: &str) -> &str {
+    let end = token.find(['=', '<', '>', '~']).unwrap_or(token.len());
+    &token[..end]
 }
 
 fn finish(d: Draft, path: &str, out: &mut InstalledParse) {
@@ -156,6 +228,10 @@ fn finish(d: Draft, path: &str, out: &mut InstalledParse) {
         out.malformed.add(d.first_line);
         return;
     };
+    for p in &d.provides {
+        out.provides
+            .push((strip_constraint(p).to_string(), name.clone()));
+    }
     out.packages.push(Package {
         ecosystem: Ecosystem::Apk,
         name,
@@ -168,6 +244,12 @@ fn finish(d: Draft, path: &str, out: &mut InstalledParse) {
             ..Location::default()
         },
         files: d.files,
+        namespace: None,
+        licenses: d.license.into_iter().filter(|l| !l.is_empty()).collect(),
+        // Raw `D:` tokens until `resolve_dependencies` names the packages.
+        dependencies: d.depends,
+        cataloger: ID.to_string(),
+        purl: String::new(),
     });
 }
 

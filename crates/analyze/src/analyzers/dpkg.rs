@@ -1,17 +1,26 @@
-//! dpkg: installed Debian packages and the files each one installed.
+//! dpkg: installed Debian packages, the files each one installed, and their licenses.
 //!
 //! Reads the status database (`var/lib/dpkg/status`; distroless images write one paragraph
-//! per package under `var/lib/dpkg/status.d/`) and the per-package file lists
-//! (`var/lib/dpkg/info/NAME[:ARCH].list`). A layer that runs `apt-get install` rewrites the
-//! whole status file, so the facts use the version visible in the final filesystem; the file
-//! lists are kept per layer and merged there.
+//! per package under `var/lib/dpkg/status.d/`), the per-package file lists
+//! (`var/lib/dpkg/info/NAME[:ARCH].list`) and the copyright files
+//! (`usr/share/doc/NAME/copyright`). A layer that runs `apt-get install` rewrites the whole
+//! status file, so the facts use the version visible in the final filesystem; the file lists
+//! and copyright files are kept per layer and merged there.
+//!
+//! Dependencies are `Pre-Depends` and `Depends` without version constraints; of a group of
+//! alternatives (`a | b`) the first that is installed (by name, or through another
+//! package's `Provides`) counts, else the first. Licenses come from the copyright file: the
+//! `License:` short names of a machine-readable (DEP-5) file, else the
+//! `/usr/share/common-licenses/NAME` files it refers to. This is cheap (one small file per
+//! package) and is what Syft and Trivy read too; a copyright file that names no license
+//! leaves the package without one.
 
 use gantry_model::Location;
 use gantry_model::fs::FileEntry;
 
 use super::passwd::Malformed;
 use super::{Analyzer, Interest, LayerAnalysis};
-use crate::package::{Ecosystem, FileList, Package};
+use crate::package::{CopyrightFile, Ecosystem, FileList, Package};
 use crate::{LayerReport, Unknown};
 
 const ID: &str = "dpkg";
@@ -22,9 +31,14 @@ const ID: &str = "dpkg";
 /// layer walk holds; a bigger file is not parsed and becomes an unknown.
 pub const MAX_BYTES: usize = 64 * 1024 * 1024;
 
+/// Copyright files are plain text; the largest in Debian (kernel, ICU, TeX Live) are a few
+/// hundred KiB. Beyond 1 MiB only the licenses named in the first MiB are kept.
+pub const MAX_COPYRIGHT_BYTES: usize = 1024 * 1024;
+
 const STATUS: &str = "var/lib/dpkg/status";
 const STATUS_D: &str = "var/lib/dpkg/status.d/";
 const INFO: &str = "var/lib/dpkg/info/";
+const DOC: &str = "usr/share/doc/";
 
 /// Reads dpkg's database.
 #[derive(Debug)]
@@ -36,7 +50,8 @@ impl Analyzer for DpkgAnalyzer {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: dependencies, licenses from copyright files, cataloger.
+        2
     }
 
     fn interest(&self) -> Interest {
@@ -50,6 +65,13 @@ impl Analyzer for DpkgAnalyzer {
         )
     }
 
+    fn extra_interests(&self) -> Vec<Interest> {
+        vec![Interest::paths(
+            &["usr/share/doc/*/copyright"],
+            MAX_COPYRIGHT_BYTES,
+        )]
+    }
+
     fn start_layer(&self) -> Box<dyn LayerAnalysis> {
         Box::<DpkgLayer>::default()
     }
@@ -59,6 +81,7 @@ impl Analyzer for DpkgAnalyzer {
 struct DpkgLayer {
     packages: Vec<Package>,
     lists: Vec<FileList>,
+    copyrights: Vec<CopyrightFile>,
     unknowns: Vec<Unknown>,
 }
 
@@ -74,6 +97,18 @@ impl LayerAnalysis for DpkgLayer {
             path: path.to_string(),
             reason,
         };
+        if let Some(package) = path
+            .strip_prefix(DOC)
+            .and_then(|p| p.strip_suffix("/copyright"))
+        {
+            // A truncated copyright file still names the licenses of its first MiB.
+            self.copyrights.push(CopyrightFile {
+                path: path.to_string(),
+                package: package.to_string(),
+                licenses: parse_copyright(&String::from_utf8_lossy(content)),
+            });
+            return;
+        }
         if !complete {
             self.unknowns.push(unknown(format!(
                 "{} bytes, larger than the {} MiB limit for dpkg databases; not parsed",
@@ -117,6 +152,7 @@ impl LayerAnalysis for DpkgLayer {
     fn finish(self: Box<Self>, report: &mut LayerReport) {
         report.packages.extend(self.packages);
         report.file_lists.extend(self.lists);
+        report.copyrights.extend(self.copyrights);
         report.unknowns.extend(self.unknowns);
     }
 }
@@ -131,6 +167,8 @@ pub struct StatusParse {
     /// Malformed lines and paragraphs (a paragraph without `Package`, or an installed one
     /// without `Version`, counts once, at its first line).
     pub malformed: Malformed,
+    /// (virtual name, providing package) of installed packages, while parsing.
+    provides: Vec<(String, String)>,
 }
 
 /// Parses a dpkg status file (RFC 822-like paragraphs separated by blank lines). Only
@@ -175,6 +213,99 @@ pub fn parse_status(text: &str, path: &str) -> StatusParse {
             _ => out.malformed.add(i + 1),
         }
     }
+    resolve_dependencies(&mut out.packages, &out.provides);
+    out.provides.clear();
+    out
+}
+
+/// Picks one name per dependency group: the first alternative installed in this database
+/// (by name, or the package that provides it), else the first alternative.
+fn resolve_dependencies(packages: &mut [Package], provides: &[(String, String)]) {
+    let installed: std::collections::HashSet<String> =
+        packages.iter().map(|p| p.name.clone()).collect();
+    let provider: std::collections::HashMap<&str, &str> = provides
+        .iter()
+        .map(|(virt, pkg)| (virt.as_str(), pkg.as_str()))
+        .collect();
+    for p in packages.iter_mut() {
+        let groups = std::mem::take(&mut p.dependencies);
+        let mut deps: Vec<String> = Vec::new();
+        for group in &groups {
+            let alternatives: Vec<&str> = group.split('|').filter(|a| !a.is_empty()).collect();
+            let chosen = alternatives
+                .iter()
+                .find(|a| installed.contains(**a))
+                .map(|a| a.to_string())
+                .or_else(|| {
+                    alternatives
+                        .iter()
+                        .find_map(|a| provider.get(a).map(|p| p.to_string()))
+                })
+                .or_else(|| alternatives.first().map(|a| a.to_string()));
+            if let Some(name) = chosen
+                && name != p.name
+                && !deps.contains(&name)
+            {
+                deps.push(name);
+            }
+        }
+        p.dependencies = deps;
+    }
+}
+
+/// Dependency groups of a `Depends`-style field, each as its alternatives' bare names
+/// joined by `|` (versions, architecture qualifiers and restrictions dropped).
+fn dependency_groups(field: &str) -> Vec<String> {
+    field
+        .split(',')
+        .map(|group| {
+            group
+                .split('|')
+                .map(bare_name)
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .filter(|g| !g.is_empty())
+        .collect()
+}
+
+/// `libgcc-s1 (>= 3.0)` → `libgcc-s1`; `awk:any` → `awk`.
+fn bare_name(s: &str) -> &str {
+    let s = s.trim();
+    let end = s
+        .find(|c: char| c.is_whitespace() || matches!(c, '(' | '[' | '<' | ':'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// License names in a Debian copyright file: the first line of every `License:` field of a
+/// machine-readable file; otherwise the `/usr/share/common-licenses/NAME` files named.
+pub fn parse_copyright(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |l: &str| {
+        let l = l.trim();
+        if !l.is_empty() && !out.iter().any(|o| o == l) {
+            out.push(l.to_string());
+        }
+    };
+    let mut fields = 0;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("License:") {
+            fields += 1;
+            push(v);
+        }
+    }
+    if fields == 0 {
+        const COMMON: &str = "/usr/share/common-licenses/";
+        for (i, _) in text.match_indices(COMMON) {
+            let rest = &text[i + COMMON.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '+' | '_')))
+                .unwrap_or(rest.len());
+            push(rest[..end].trim_end_matches('.'));
+        }
+    }
     out
 }
 
@@ -217,6 +348,17 @@ fn end_paragraph(para: &[(&str, &str)], line: usize, path: &str, out: &mut Statu
         },
         None => (None, None),
     };
+    if let Some(provides) = field("Provides") {
+        for virt in provides.split(',').map(bare_name).filter(|v| !v.is_empty()) {
+            out.provides.push((virt.to_string(), name.to_string()));
+        }
+    }
+    let mut dependencies = Vec::new();
+    for f in ["Pre-Depends", "Depends"] {
+        if let Some(v) = field(f) {
+            dependencies.extend(dependency_groups(v));
+        }
+    }
     out.packages.push(Package {
         ecosystem: Ecosystem::Deb,
         name: name.to_string(),
@@ -229,6 +371,12 @@ fn end_paragraph(para: &[(&str, &str)], line: usize, path: &str, out: &mut Statu
             ..Location::default()
         },
         files: Vec::new(),
+        namespace: None,
+        licenses: Vec::new(),
+        // Groups of alternatives until `resolve_dependencies` picks one name of each.
+        dependencies,
+        cataloger: ID.to_string(),
+        purl: String::new(),
     });
 }
 

@@ -9,8 +9,15 @@ use crate::LayerReport;
 
 pub mod apk;
 pub mod dpkg;
+pub(crate) mod elf;
+pub mod go_buildinfo;
+pub mod java;
+pub mod npm;
 pub mod os_release;
 pub mod passwd;
+pub mod python;
+pub mod rpm;
+pub mod rust_auditable;
 pub mod secrets;
 pub mod toolchain;
 
@@ -56,6 +63,33 @@ pub struct EveryFile {
     pub wants: fn(&FileEntry) -> bool,
 }
 
+/// An interest in files recognised by their first bytes, whose content is streamed to the
+/// analyzer rather than buffered (see [`Analyzer::stream_interest`]).
+///
+/// For files that can be large and whose interesting part may lie anywhere — the build info
+/// of a Go binary, the `.dep-v0` section of a Rust one. The dispatcher runs `wants` on the
+/// entry (a few comparisons, for every regular file), reads the first [`SNIFF_BYTES`] of a
+/// file it accepts, and only when they start with `magic` hands the analyzer the whole
+/// content in pieces of at most [`STREAM_CHUNK`] bytes, in order, through the same single
+/// read of the entry. The analyzer keeps what it needs, so its memory is bounded by what it
+/// chooses to keep, not by the file size; it may decline the rest of a file at any point.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamInterest {
+    /// Decides from the entry alone (path, size, mode) whether the file is a candidate.
+    /// Runs for every regular file of every layer: keep it to a few comparisons.
+    pub wants: fn(&FileEntry) -> bool,
+    /// The bytes a candidate's content must start with (at most [`SNIFF_BYTES`]).
+    pub magic: &'static [u8],
+}
+
+/// How many leading bytes of a stream candidate are read to compare with its magic: enough
+/// for an ELF header (64 bytes), so a stream analyzer's first piece always holds one.
+pub const SNIFF_BYTES: usize = 64;
+
+/// The largest piece of a streamed file handed to an analyzer at once (after the first,
+/// which is as long as the buffered read of that entry).
+pub const STREAM_CHUNK: usize = 256 * 1024;
+
 /// An analyzer: declares interest up front and creates per-layer state.
 ///
 /// Analyzers never see the tar stream; the walker pushes matching entries to them.
@@ -66,6 +100,18 @@ pub trait Analyzer: Send + Sync + Debug {
     fn version(&self) -> u32;
     /// Which files to receive.
     fn interest(&self) -> Interest;
+    /// Further glob interests, each with its own byte budget, for an analyzer whose files
+    /// need different budgets (the rpm analyzer reads a whole SQLite database but only the
+    /// name of a BerkeleyDB one). Their `every_file` is ignored.
+    fn extra_interests(&self) -> Vec<Interest> {
+        Vec::new()
+    }
+    /// Files recognised by content and streamed (see [`StreamInterest`]); they arrive
+    /// through [`LayerAnalysis::stream_start`], [`LayerAnalysis::stream`] and
+    /// [`LayerAnalysis::stream_end`] instead of [`LayerAnalysis::file`].
+    fn stream_interest(&self) -> Option<StreamInterest> {
+        None
+    }
     /// Fresh state for one layer (layers are analysed in parallel, each with its own state).
     fn start_layer(&self) -> Box<dyn LayerAnalysis>;
 }
@@ -75,6 +121,15 @@ pub trait LayerAnalysis: Send {
     /// A matching regular file. `content` holds at most `Interest::max_bytes` of it;
     /// `complete` is false when the file was longer.
     fn file(&mut self, entry: &FileEntry, content: &[u8], complete: bool);
+    /// A stream candidate whose first bytes matched the magic: its pieces follow.
+    fn stream_start(&mut self, _entry: &FileEntry) {}
+    /// The next piece of the streamed file, starting at byte `offset` of its content.
+    /// Returns whether the analyzer wants more of this file.
+    fn stream(&mut self, _entry: &FileEntry, _offset: u64, _piece: &[u8]) -> bool {
+        false
+    }
+    /// The end of a streamed file: the content ended, or the analyzer declined the rest.
+    fn stream_end(&mut self, _entry: &FileEntry) {}
     /// Adds what was found to the layer's report.
     fn finish(self: Box<Self>, report: &mut LayerReport);
 }
@@ -87,6 +142,12 @@ pub fn builtin() -> Vec<Box<dyn Analyzer>> {
         Box::new(passwd::PasswdAnalyzer),
         Box::new(dpkg::DpkgAnalyzer),
         Box::new(apk::ApkAnalyzer),
+        Box::new(rpm::RpmAnalyzer),
+        Box::new(python::PythonAnalyzer),
+        Box::new(npm::NpmAnalyzer),
+        Box::new(go_buildinfo::GoBuildinfoAnalyzer),
+        Box::new(rust_auditable::RustAuditableAnalyzer),
+        Box::new(java::JavaAnalyzer),
         Box::new(toolchain::ToolchainAnalyzer),
         Box::new(secrets::SecretsAnalyzer),
     ]
@@ -95,7 +156,9 @@ pub fn builtin() -> Vec<Box<dyn Analyzer>> {
 /// Version of the layer-report format itself (the walker's file list and whiteouts); part of
 /// the fingerprint so a change of [`LayerReport`]'s shape invalidates old cache entries.
 /// 2: passwd/group, packages, file lists, source maps and secrets fields.
-const REPORT_FORMAT: u32 = 2;
+/// 3: packages of every ecosystem with namespace, licenses, dependencies, cataloger; dpkg
+/// copyright files.
+const REPORT_FORMAT: u32 = 3;
 
 /// A short, stable fingerprint of an analyzer set: `v1-` + 16 hex digits of the SHA-256 of
 /// the report format and every `id@version`, in order.

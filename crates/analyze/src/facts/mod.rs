@@ -28,7 +28,7 @@ use gantry_model::{Digest, Location};
 use serde::{Deserialize, Serialize};
 
 use crate::package::{Ecosystem, Package};
-use crate::{Filesystem, LayerReport, SquashedFile};
+use crate::{Filesystem, LayerReport, OsRelease, SquashedFile};
 
 mod secrets;
 mod system;
@@ -74,8 +74,8 @@ pub struct FileFacts {
     pub shell: ShellFacts,
     /// `facts.package_managers`, sorted by path.
     pub package_managers: Vec<PackageManagerFact>,
-    /// `packages`: installed packages of the final filesystem's databases, sorted by
-    /// ecosystem, name, arch, version.
+    /// `packages`: installed packages of the final filesystem (OS databases, language
+    /// manifests, binaries), sorted by ecosystem, name, arch, version, location.
     pub packages: Vec<PackageFact>,
     /// `unknowns`: every file an analyzer could not (fully) read, in every layer, sorted by
     /// layer, path, analyzer.
@@ -85,7 +85,7 @@ pub struct FileFacts {
 /// `packages[]`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PackageFact {
-    /// `deb` or `apk`.
+    /// The purl type: `deb`, `apk`, `rpm`, `pypi`, `npm`, `golang`, `cargo`, `maven`.
     pub ecosystem: Ecosystem,
     /// Package name.
     pub name: String,
@@ -95,8 +95,11 @@ pub struct PackageFact {
     pub arch: Option<String>,
     /// Source package (dpkg `Source`, apk origin), or null.
     pub source: Option<String>,
-    /// The database file that lists it.
+    /// The file it was read from (database, manifest, binary, archive).
     pub location: Location,
+    /// Package URL (with the image's distribution for OS packages).
+    #[serde(default)]
+    pub purl: String,
 }
 
 /// `unknowns[]`.
@@ -140,6 +143,7 @@ pub fn derive_facts(
             arch: p.arch.clone(),
             source: p.source.clone(),
             location: p.location.clone(),
+            purl: p.purl.clone(),
         })
         .collect();
     package_facts.sort_by(|a, b| {
@@ -152,9 +156,16 @@ pub fn derive_facts(
         ))
     });
     package_facts.dedup();
+    // Toolchain rules classify OS packages (`gcc-12`, `build-base`); a pypi or npm package
+    // that shares a name is not a compiler.
+    let os_packages: Vec<Package> = packages
+        .iter()
+        .filter(|p| p.ecosystem.is_os())
+        .cloned()
+        .collect();
     FileFacts {
         user: user::derive(&layers, fs, &config.user),
-        toolchain: toolchain::derive(&layers, fs, &packages),
+        toolchain: toolchain::derive(&layers, fs, &os_packages),
         secrets: secrets::derive(&layers, fs, config, history),
         setuid: system::setuid(&layers, fs),
         shell: system::shell(fs),
@@ -164,44 +175,64 @@ pub fn derive_facts(
     }
 }
 
-/// The installed packages of the final filesystem: the dpkg status file, `status.d/*`
-/// entries and apk database that are visible after the squash, each package with its
-/// location filled in (layer digest, index, database path) and its files (dpkg: from the
-/// visible `var/lib/dpkg/info/*.list` files). Sorted by ecosystem, name, arch, version.
+/// The installed packages of the final filesystem, every ecosystem: a package counts when
+/// the file it was read from (`location.path`: a package database, a manifest, a binary, an
+/// archive) is visible in the final filesystem *from the layer that found it* — a later
+/// layer that rewrites `var/lib/dpkg/status` or deletes a `node_modules` directory takes the
+/// lower layer's packages with it. Each package gets its location (layer digest, index,
+/// path), for dpkg its files (the visible `var/lib/dpkg/info/*.list`) and licenses (the
+/// visible `usr/share/doc/NAME/copyright`), and its purl computed with the final
+/// os-release ([`final_os_release`]). Sorted by ecosystem, name, arch, version, location;
+/// exact duplicates removed.
 pub fn final_packages(layers: &[LayerFacts<'_>], fs: &Filesystem) -> Vec<Package> {
     final_packages_of(&Layers::new(layers), fs)
 }
 
-const DPKG_STATUS: &str = "var/lib/dpkg/status";
-const DPKG_STATUS_D: &str = "var/lib/dpkg/status.d/";
-const DPKG_INFO: &str = "var/lib/dpkg/info/";
-const APK_INSTALLED: &str = "lib/apk/db/installed";
+/// The os-release of the final filesystem: `etc/os-release` wins over `usr/lib/os-release`
+/// (as systemd reads them); a symlink at `etc/os-release` (Debian, Alpine) falls through to
+/// the file it names.
+pub fn final_os_release(layers: &[LayerFacts<'_>], fs: &Filesystem) -> Option<OsRelease> {
+    final_os_release_of(&Layers::new(layers), fs)
+}
 
-fn final_packages_of(layers: &Layers<'_>, fs: &Filesystem) -> Vec<Package> {
-    let mut dbs: Vec<(&str, &SquashedFile)> = Vec::new();
-    for path in [DPKG_STATUS, APK_INSTALLED] {
-        if let Some(f) = fs.get(path) {
-            dbs.push((path, f));
-        }
-    }
-    dbs.extend(
-        under(fs, DPKG_STATUS_D)
-            .filter(|(p, _)| !p.ends_with(".md5sums"))
-            .map(|(p, f)| (p.as_str(), f)),
-    );
-    let mut out = Vec::new();
-    for (path, f) in dbs {
-        let Some(layer) = layers.get(f.layer) else {
+const DPKG_INFO: &str = "var/lib/dpkg/info/";
+const DOC: &str = "usr/share/doc/";
+
+fn final_os_release_of(layers: &Layers<'_>, fs: &Filesystem) -> Option<OsRelease> {
+    for path in ["etc/os-release", "usr/lib/os-release"] {
+        let Some(visible) = fs.get(path) else {
             continue;
         };
-        for p in layer
-            .report
-            .packages
-            .iter()
-            .filter(|p| p.location.path.as_deref() == Some(path))
-        {
+        if visible.entry.kind != gantry_model::fs::EntryKind::File {
+            continue;
+        }
+        let found = layers.get(visible.layer).and_then(|l| {
+            l.report
+                .os_release
+                .iter()
+                .rev()
+                .find(|(p, _)| p == path)
+                .map(|(_, os)| os.clone())
+        });
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+fn final_packages_of(layers: &Layers<'_>, fs: &Filesystem) -> Vec<Package> {
+    let mut out = Vec::new();
+    for l in layers.all() {
+        for p in &l.report.packages {
+            let Some(path) = p.location.path.as_deref() else {
+                continue;
+            };
+            if fs.get(path).is_none_or(|f| f.layer != l.index) {
+                continue;
+            }
             let mut p = p.clone();
-            p.location = layers.location(f.layer, path);
+            p.location = layers.location(l.index, path);
             out.push(p);
         }
     }
@@ -215,13 +246,20 @@ fn final_packages_of(layers: &Layers<'_>, fs: &Filesystem) -> Vec<Package> {
             lists.insert((list.package.as_str(), list.arch.as_deref()), &list.files);
         }
     }
-    for p in out.iter_mut().filter(|p| p.ecosystem == Ecosystem::Deb) {
-        let files = lists
-            .get(&(p.name.as_str(), p.arch.as_deref()))
-            .or_else(|| lists.get(&(p.name.as_str(), None)));
-        if let Some(files) = files {
-            p.files = files.to_vec();
+    let os = final_os_release_of(layers, fs);
+    for p in out.iter_mut() {
+        if p.ecosystem == Ecosystem::Deb {
+            let files = lists
+                .get(&(p.name.as_str(), p.arch.as_deref()))
+                .or_else(|| lists.get(&(p.name.as_str(), None)));
+            if let Some(files) = files {
+                p.files = files.to_vec();
+            }
+            if p.licenses.is_empty() {
+                p.licenses = deb_licenses(layers, fs, &p.name);
+            }
         }
+        p.purl = crate::purl(p, os.as_ref());
     }
     out.sort_by(|a, b| {
         (a.ecosystem, &a.name, &a.arch, &a.version, &a.location).cmp(&(
@@ -233,7 +271,68 @@ fn final_packages_of(layers: &Layers<'_>, fs: &Filesystem) -> Vec<Package> {
         ))
     });
     out.dedup();
+    dedup_python(&mut out);
     out
+}
+
+/// One Python distribution per name and site directory, as `importlib.metadata` and `pip
+/// list` see them: Debian ships some distributions with both `NAME.egg-info/` and
+/// `NAME-VERSION.dist-info/` in `dist-packages`; the `.dist-info` one is kept.
+fn dedup_python(packages: &mut Vec<Package>) {
+    fn site_dir(p: &Package) -> &str {
+        let path = p.location.path.as_deref().unwrap_or_default();
+        let meta_dir = if path.ends_with(".egg-info") {
+            path
+        } else {
+            parent(path)
+        };
+        parent(meta_dir)
+    }
+    let mut seen: std::collections::HashMap<(String, String), (usize, bool)> =
+        std::collections::HashMap::new();
+    let mut drop = vec![false; packages.len()];
+    for (i, p) in packages.iter().enumerate() {
+        if p.ecosystem != Ecosystem::Pypi {
+            continue;
+        }
+        let key = (site_dir(p).to_string(), crate::pypi_normalize(&p.name));
+        let dist_info = p
+            .location
+            .path
+            .as_deref()
+            .is_some_and(|l| l.ends_with(".dist-info/METADATA"));
+        match seen.get(&key) {
+            Some(&(j, kept_dist_info)) => {
+                if dist_info && !kept_dist_info {
+                    drop[j] = true;
+                    seen.insert(key, (i, true));
+                } else {
+                    drop[i] = true;
+                }
+            }
+            None => {
+                seen.insert(key, (i, dist_info));
+            }
+        }
+    }
+    let mut i = 0;
+    packages.retain(|_| {
+        i += 1;
+        !drop[i - 1]
+    });
+}
+
+/// The licenses of the copyright file visible at `usr/share/doc/NAME/copyright`
+/// (following links: `usr/share/doc/libgcc-s1` is often a link to `gcc-12-base`).
+fn deb_licenses(layers: &Layers<'_>, fs: &Filesystem, name: &str) -> Vec<String> {
+    let Some((path, f)) = fs.resolve(&format!("{DOC}{name}/copyright")) else {
+        return Vec::new();
+    };
+    layers
+        .get(f.layer)
+        .and_then(|l| l.report.copyrights.iter().rev().find(|c| c.path == path))
+        .map(|c| c.licenses.clone())
+        .unwrap_or_default()
 }
 
 fn unknowns(layers: &Layers<'_>, fs: &Filesystem) -> Vec<UnknownFact> {

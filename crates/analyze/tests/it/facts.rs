@@ -307,7 +307,8 @@ fn single_stage_build_image_as_root() {
         serde_json::json!({
             "ecosystem": "deb", "name": "gcc", "version": "4:12.2.0-3", "arch": "amd64",
             "source": null,
-            "location": {"layer": image.layer(1), "layer_index": 1, "path": "var/lib/dpkg/status"}
+            "location": {"layer": image.layer(1), "layer_index": 1, "path": "var/lib/dpkg/status"},
+            "purl": "pkg:deb/debian/gcc@4:12.2.0-3?arch=amd64&distro=debian-12"
         })
     );
 }

@@ -1,12 +1,15 @@
 //! gantry-analyze's integration tests: real layers built by gantry-testkit, walked by
 //! gantry-layer's walker with the built-in analyzers.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod catalogers;
+mod craft;
+mod crosscheck;
 mod dispatch;
 mod facts;
 
 use gantry_analyze::facts::{FileFacts, LayerFacts, derive_facts};
-use gantry_analyze::{AnalyzerSet, LayerReport, squash};
+use gantry_analyze::{AnalyzerSet, LayerReport, Package, final_packages, squash};
 use gantry_layer::{LayerSpec, Limits, walk_layer};
 use gantry_model::Digest;
 use gantry_model::oci::{ContainerConfig, History};
@@ -55,10 +58,8 @@ impl Image {
         self.digests[i].to_string()
     }
 
-    pub fn facts(&self, config: &ContainerConfig, history: &[History]) -> FileFacts {
-        let fs = squash(&self.reports);
-        let layers: Vec<LayerFacts<'_>> = self
-            .digests
+    fn layer_facts(&self) -> Vec<LayerFacts<'_>> {
+        self.digests
             .iter()
             .zip(&self.reports)
             .enumerate()
@@ -67,8 +68,17 @@ impl Image {
                 digest,
                 report,
             })
-            .collect();
-        derive_facts(&layers, &fs, config, history)
+            .collect()
+    }
+
+    pub fn facts(&self, config: &ContainerConfig, history: &[History]) -> FileFacts {
+        let fs = squash(&self.reports);
+        derive_facts(&self.layer_facts(), &fs, config, history)
+    }
+
+    /// The packages of the final filesystem.
+    pub fn packages(&self) -> Vec<Package> {
+        final_packages(&self.layer_facts(), &squash(&self.reports))
     }
 
     pub fn facts_as(&self, user: &str) -> FileFacts {

@@ -1,0 +1,445 @@
+//! java: Java archives (`*.jar`, `*.war`, `*.ear`) and the archives nested in them.
+//!
+//! An archive is a zip file whose central directory is at its end, so it is read whole, in
+//! memory, when it fits [`MAX_BYTES`] (larger ones become an unknown). In it:
+//! - every `META-INF/maven/GROUP/ARTIFACT/pom.properties` is a package (`groupId`,
+//!   `artifactId`, `version`): the archive's own, and those of dependencies shaded into it;
+//! - without any, `META-INF/MANIFEST.MF` and the file name name the package
+//!   (`Implementation-Version` / `Bundle-Version`, or the version in `name-1.2.3.jar`);
+//! - `Bundle-License` of the manifest is the license of the archive's own package;
+//! - nested archives (`BOOT-INF/lib/*.jar` of Spring Boot, `WEB-INF/lib/*.jar` of a war,
+//!   the modules of an ear, any `*.jar|war|ear` entry) are read the same way, at most
+//!   [`MAX_DEPTH`] levels down, each at most [`MAX_NESTED_BYTES`] inflated, all of them
+//!   together at most [`MAX_INFLATED_BYTES`] per top-level archive (zip bombs). A package
+//!   found in a nested archive keeps the top-level archive as its location and records the
+//!   nested one as `OUTER!/INNER` in `files`.
+//!
+//! Dependencies are not read (they are in `pom.xml`, which names versions through
+//! properties and parents that the archive does not contain).
+
+use std::io::{Cursor, Read};
+
+use gantry_model::Location;
+use gantry_model::fs::FileEntry;
+
+use super::{Analyzer, Interest, LayerAnalysis};
+use crate::package::{Ecosystem, Package};
+use crate::{LayerReport, Unknown};
+
+const ID: &str = "java";
+
+/// Application archives are mostly under 50 MiB (a Spring Boot fat jar with its libraries,
+/// Jenkins' war ~90 MiB is the large end). The whole archive is in memory once while it is
+/// read; 64 MiB keeps that bounded and covers most; a larger one becomes an unknown.
+pub const MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// A nested archive is inflated into memory to be read in turn; libraries are rarely above
+/// 10 MiB. Larger ones become an unknown.
+pub const MAX_NESTED_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Bytes inflated from one top-level archive, nested ones included: several times a real
+/// fat jar's content, and the bound on a zip bomb's cost.
+pub const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Archive nesting followed: war in ear in … (real ones go two deep).
+pub const MAX_DEPTH: usize = 3;
+
+/// `MANIFEST.MF` and `pom.properties` are a few KiB.
+const MAX_METADATA_BYTES: u64 = 1024 * 1024;
+
+/// Reads Java archives.
+#[derive(Debug)]
+pub struct JavaAnalyzer;
+
+impl Analyzer for JavaAnalyzer {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::paths(&["**/*.jar", "**/*.war", "**/*.ear"], MAX_BYTES)
+    }
+
+    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
+        Box::<JavaLayer>::default()
+    }
+}
+
+#[derive(Default)]
+struct JavaLayer {
+    packages: Vec<Package>,
+    unknowns: Vec<Unknown>,
+}
+
+impl LayerAnalysis for JavaLayer {
+    fn file(&mut self, entry: &FileEntry, content: &[u8], complete: bool) {
+        if !complete {
+            self.unknowns.push(Unknown {
+                analyzer: ID.to_string(),
+                path: entry.path.clone(),
+                reason: format!(
+                    "archive of {} bytes, larger than the {} MiB limit; not read",
+                    entry.size,
+                    MAX_BYTES >> 20
+                ),
+            });
+            return;
+        }
+        let found = read_archive(content, &entry.path);
+        self.packages.extend(found.packages);
+        self.unknowns
+            .extend(found.problems.into_iter().map(|reason| Unknown {
+                analyzer: ID.to_string(),
+                path: entry.path.clone(),
+                reason,
+            }));
+    }
+
+    fn finish(self: Box<Self>, report: &mut LayerReport) {
+        report.packages.extend(self.packages);
+        report.unknowns.extend(self.unknowns);
+    }
+}
+
+/// What [`read_archive`] found.
+#[derive(Debug, Default)]
+pub struct ArchiveParse {
+    /// Packages of the archive and its nested archives.
+    pub packages: Vec<Package>,
+    /// What could not be read (each names the nested archive it is about).
+    pub problems: Vec<String>,
+}
+
+/// Reads a top-level archive held in `bytes`, found at `path`.
+pub fn read_archive(bytes: &[u8], path: &str) -> ArchiveParse {
+    let mut walk = Walk {
+        path,
+        inflated: 0,
+        out: ArchiveParse::default(),
+    };
+    walk.archive(bytes, None, 0);
+    walk.out
+}
+
+struct Walk<'a> {
+    /// The top-level archive's path in the image.
+    path: &'a str,
+    inflated: u64,
+    out: ArchiveParse,
+}
+
+impl Walk<'_> {
+    /// Reads one archive; `inner` is its path inside the top-level one (`None` for that).
+    fn archive(&mut self, bytes: &[u8], inner: Option<&str>, depth: usize) {
+        let here = match inner {
+            Some(i) => format!("{}!/{i}", self.path),
+            None => self.path.to_string(),
+        };
+        let mut zip = match zip::ZipArchive::new(Cursor::new(bytes)) {
+            Ok(z) => z,
+            Err(e) => {
+                self.out
+                    .problems
+                    .push(format!("{here}: not a readable zip archive: {e}"));
+                return;
+            }
+        };
+        let names: Vec<String> = zip.file_names().map(str::to_string).collect();
+        let mut poms: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut manifest: Option<Vec<u8>> = None;
+        let mut nested: Vec<String> = Vec::new();
+        for name in &names {
+            let lower = name.to_ascii_lowercase();
+            if name == "META-INF/MANIFEST.MF" {
+                manifest = self.read(&mut zip, name, MAX_METADATA_BYTES, &here);
+            } else if is_pom_properties(name) {
+                if let Some(b) = self.read(&mut zip, name, MAX_METADATA_BYTES, &here) {
+                    poms.push((name.clone(), b));
+                }
+            } else if [".jar", ".war", ".ear"].iter().any(|e| lower.ends_with(e)) {
+                nested.push(name.clone());
+            }
+        }
+        let manifest = manifest
+            .map(|m| parse_manifest(&String::from_utf8_lossy(&m)))
+            .unwrap_or_default();
+        let manifest_get = |k: &str| {
+            manifest
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
+        };
+        let file_name = inner
+            .unwrap_or(self.path)
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        let (file_artifact, file_version) = split_file_name(file_name);
+        let license = manifest_get("Bundle-License").map(str::to_string);
+        let files = inner.map(|_| vec![here.clone()]).unwrap_or_default();
+        let top = self.path;
+        let package = |group: Option<String>, artifact: String, version: String| Package {
+            ecosystem: Ecosystem::Maven,
+            name: artifact,
+            version,
+            arch: None,
+            source: None,
+            source_version: None,
+            location: Location {
+                path: Some(top.to_string()),
+                ..Location::default()
+            },
+            files: files.clone(),
+            namespace: group,
+            licenses: Vec::new(),
+            dependencies: Vec::new(),
+            cataloger: ID.to_string(),
+            purl: String::new(),
+        };
+        let mut found: Vec<Package> = Vec::new();
+        for (name, bytes) in &poms {
+            let props = parse_properties(&String::from_utf8_lossy(bytes));
+            let get = |k: &str| {
+                props
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| !v.is_empty())
+            };
+            match (get("artifactId"), get("version")) {
+                (Some(a), Some(v)) => found.push(package(get("groupId"), a, v)),
+                _ => self
+                    .out
+                    .problems
+                    .push(format!("{here}: {name} has no artifactId or version")),
+            }
+        }
+        if found.is_empty() {
+            let version = manifest_get("Implementation-Version")
+                .or_else(|| manifest_get("Bundle-Version"))
+                .map(str::to_string)
+                .or(file_version);
+            let artifact = file_artifact
+                .or_else(|| {
+                    manifest_get("Bundle-SymbolicName")
+                        .map(|b| b.split(';').next().unwrap_or(b).trim().to_string())
+                })
+                .or_else(|| manifest_get("Implementation-Title").map(str::to_string));
+            match (artifact, version) {
+                (Some(a), Some(v)) => found.push(package(
+                    manifest_get("Implementation-Vendor-Id").map(str::to_string),
+                    a,
+                    v,
+                )),
+                _ => self.out.problems.push(format!(
+                    "{here}: no pom.properties, and no name and version in MANIFEST.MF or the file name"
+                )),
+            }
+        }
+        if let Some(l) = license {
+            // The archive's own package: the only one, or the one named like the file.
+            let own = if found.len() == 1 {
+                Some(0)
+            } else {
+                let stem = split_file_name(file_name).0;
+                found.iter().position(|p| Some(&p.name) == stem.as_ref())
+            };
+            if let Some(i) = own {
+                found[i].licenses.push(l);
+            }
+        }
+        self.out.packages.extend(found);
+        for name in nested {
+            let inner_path = match inner {
+                Some(i) => format!("{i}!/{name}"),
+                None => name.clone(),
+            };
+            if depth + 1 > MAX_DEPTH {
+                self.out.problems.push(format!(
+                    "{}!/{inner_path}: nested more than {MAX_DEPTH} archives deep; not read",
+                    self.path
+                ));
+                continue;
+            }
+            if let Some(b) = self.read(&mut zip, &name, MAX_NESTED_BYTES, &here) {
+                self.archive(&b, Some(&inner_path), depth + 1);
+            }
+        }
+    }
+
+    /// Inflates one entry, within its cap and the archive's total budget.
+    fn read(
+        &mut self,
+        zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
+        name: &str,
+        cap: u64,
+        here: &str,
+    ) -> Option<Vec<u8>> {
+        let mut problem = |reason: String| {
+            self.out.problems.push(format!("{here}!/{name}: {reason}"));
+            None
+        };
+        let mut file = match zip.by_name(name) {
+            Ok(f) => f,
+            Err(e) => return problem(format!("cannot read entry: {e}")),
+        };
+        let left = MAX_INFLATED_BYTES.saturating_sub(self.inflated);
+        let limit = cap.min(left);
+        if file.size() > limit {
+            return problem(format!(
+                "{} bytes inflated, over the {} limit; not read",
+                file.size(),
+                if limit == left {
+                    format!("{} MiB per archive", MAX_INFLATED_BYTES >> 20)
+                } else {
+                    format!("{} MiB per entry", cap >> 20)
+                }
+            ));
+        }
+        let mut out = Vec::new();
+        // The declared size may lie: the read itself is capped too.
+        let read = (&mut file).take(limit + 1).read_to_end(&mut out);
+        self.inflated += out.len() as u64;
+        match read {
+            Ok(_) if out.len() as u64 > limit => problem(format!(
+                "inflates beyond its declared size and the {limit}-byte limit"
+            )),
+            Ok(_) => Some(out),
+            Err(e) => problem(format!("cannot inflate: {e}")),
+        }
+    }
+}
+
+/// `META-INF/maven/GROUP/ARTIFACT/pom.properties`.
+fn is_pom_properties(name: &str) -> bool {
+    name.strip_prefix("META-INF/maven/")
+        .and_then(|r| r.strip_suffix("/pom.properties"))
+        .is_some_and(|r| r.split('/').count() == 2)
+}
+
+/// `guava-32.1.3-jre.jar` → (`guava`, `32.1.3-jre`): the version starts at the first `-`
+/// followed by a digit.
+pub fn split_file_name(file: &str) -> (Option<String>, Option<String>) {
+    let stem = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
+    let cut = stem
+        .char_indices()
+        .find(|&(i, c)| {
+            c == '-'
+                && stem[i + 1..]
+                    .chars()
+                    .next()
+                    .is_some_and(|d| d.is_ascii_digit())
+        })
+        .map(|(i, _)| i);
+    match cut {
+        Some(i) if i > 0 => (Some(stem[..i].to_string()), Some(stem[i + 1..].to_string())),
+        _ => (Some(stem.to_string()).filter(|s| !s.is_empty()), None),
+    }
+}
+
+/// The main section of a manifest: `Name: value` lines (a line starting with one space
+/// continues the previous value), up to the first empty line.
+pub fn parse_manifest(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if let Some(cont) = line.strip_prefix(' ') {
+            if let Some((_, v)) = out.last_mut() {
+                v.push_str(cont);
+            }
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            out.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    for (_, v) in &mut out {
+        *v = v.trim().to_string();
+    }
+    out
+}
+
+/// A `.properties` file: `key=value` or `key: value`, `#`/`!` comments.
+pub fn parse_properties(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(['#', '!']))
+        .filter_map(|l| {
+            let i = l.find(['=', ':'])?;
+            Some((l[..i].trim().to_string(), l[i + 1..].trim().to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        for (file, name, version) in [
+            ("guava-32.1.3-jre.jar", Some("guava"), Some("32.1.3-jre")),
+            ("spring-boot-3.2.1.jar", Some("spring-boot"), Some("3.2.1")),
+            ("app.jar", Some("app"), None),
+            ("-1.0.jar", Some("-1.0"), None),
+            ("", None, None),
+            (
+                "jakarta.servlet-api-6.0.0.jar",
+                Some("jakarta.servlet-api"),
+                Some("6.0.0"),
+            ),
+        ] {
+            let (n, v) = split_file_name(file);
+            assert_eq!((n.as_deref(), v.as_deref()), (name, version), "{file}");
+        }
+    }
+
+    #[test]
+    fn manifest_continuation_lines() {
+        let m = parse_manifest(
+            "Manifest-Version: 1.0\r\nBundle-License: https://www.apache.org/licenses/LICENSE-2\r\n .0.txt\r\nImplementation-Version: 1.2\r\n\r\nName: x\r\nImplementation-Version: 9\r\n",
+        );
+        assert_eq!(
+            m,
+            vec![
+                ("Manifest-Version".into(), "1.0".into()),
+                (
+                    "Bundle-License".into(),
+                    "https://www.apache.org/licenses/LICENSE-2.0.txt".into()
+                ),
+                ("Implementation-Version".into(), "1.2".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn properties() {
+        let p = parse_properties(
+            "#Generated by Maven\n#Tue\nartifactId=guava\ngroupId = com.google.guava\nversion:32.1.3-jre\n! c\n",
+        );
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[1], ("groupId".into(), "com.google.guava".into()));
+        assert!(is_pom_properties(
+            "META-INF/maven/com.google.guava/guava/pom.properties"
+        ));
+        assert!(!is_pom_properties("META-INF/maven/x/pom.properties"));
+    }
+
+    #[test]
+    fn garbage_is_a_problem_not_a_panic() {
+        let r = read_archive(b"PK\x03\x04garbage", "app.jar");
+        assert!(r.packages.is_empty());
+        assert_eq!(r.problems.len(), 1);
+        for cut in [0, 1, 10, 100] {
+            let _ = read_archive(&vec![0x50; cut], "x.jar");
+        }
+    }
+}
