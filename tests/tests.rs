@@ -22,3 +22,5 @@ mod cache;
 mod scan;
 // `gantry policy test`: the shipped policy tests, a user's bundle.
 mod policy;
+// `gantry sbom` / `scan --sbom`: CycloneDX validity, determinism, exactness against dpkg, pip, npm.
+mod sbom;

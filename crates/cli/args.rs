@@ -24,6 +24,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Judge an image against the policies: exit 0 allow, 1 deny, 2 error.
     Scan(ScanCommandArgs),
+    /// Print the image's CycloneDX SBOM (1.6, or 1.5 with --spec 1.5).
+    Sbom(crate::commands::sbom::SbomArgs),
     /// Work with policy bundles (`gantry policy test [DIR]`).
     Policy(crate::commands::policy::PolicyArgs),
 }
@@ -143,6 +145,12 @@ pub struct ScanCommandArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Also write the image's CycloneDX SBOM to FILE (same single pass over the layers).
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
+    /// CycloneDX version of `--sbom`: 1.6 or 1.5.
+    #[arg(long, value_name = "VERSION", default_value = "1.6", requires = "sbom")]
+    pub sbom_spec: gantry_sbom::SpecVersion,
     /// Fetch the base image named by the image's evidence to mark exactly which layers are
     /// the base's (one more registry round trip). Default: on for registry images.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]

@@ -2,6 +2,7 @@
 
 pub mod inspect;
 pub mod policy;
+pub mod sbom;
 mod scan;
 
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Inspect(args) => inspect::run(args).await,
         Command::Scan(args) => scan::run(args).await,
+        Command::Sbom(args) => sbom::run(args).await,
         Command::Policy(args) => policy::run(args).await,
     }
 }

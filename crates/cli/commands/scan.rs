@@ -33,37 +33,6 @@ pub fn load_policy(
         .with_context(|| format!("compiling policies {}", bundle.origin()))
 }
 
-/// RFC 3339 UTC "now", for exception expiry.
-fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm: a date library
-/// for one conversion would be a dependency for twenty lines.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 pub async fn run(args: ScanCommandArgs) -> anyhow::Result<ExitCode> {
     // Policies first: a broken bundle is reported before any image is pulled.
     let policy = Arc::new(load_policy(args.policy.as_deref(), args.data.as_deref())?);
@@ -79,13 +48,16 @@ pub async fn run(args: ScanCommandArgs) -> anyhow::Result<ExitCode> {
         gate = gate.with_base_lookup(super::source_options(&args.source, &args.scan));
     }
     let context = Context {
-        now: now_rfc3339(),
+        now: gantry_sbom::now(),
         mode: "cli".to_string(),
     };
     let checked = gate
         .check(&source, &args.image.to_string(), &image, context)
         .await
         .with_context(|| format!("scanning {} ({})", args.image, image.platform))?;
+    if let Some(path) = &args.sbom {
+        super::sbom::write_checked(&checked, args.sbom_spec, path)?;
+    }
     let report = &checked.report;
     let rendered = match args.format {
         ScanFormat::Table => output::scan_table(
@@ -117,17 +89,4 @@ pub async fn run(args: ScanCommandArgs) -> anyhow::Result<ExitCode> {
         Decision::Allow => ExitCode::SUCCESS,
         Decision::Deny => ExitCode::from(1),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(20_779), (2026, 11, 22));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 }
