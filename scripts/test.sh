@@ -3,7 +3,11 @@
 #
 # 1. Installs what the tests talk to, when it is missing:
 #    - docker-registry: Debian's CNCF Distribution 2.8.2, started by gantry-testkit's
-#      RegistryHarness on a free 127.0.0.1 port for every registry test.
+#      RegistryHarness on a free 127.0.0.1 port for every registry test;
+#    - debootstrap, python3 with pip, npm: the SBOM exactness tests build a real Debian
+#      bookworm rootfs and real pip/npm trees once (cached under target/gantry-fixtures/);
+#    - the official CycloneDX schema validator (and Trivy, Syft, dive for comparisons), from
+#      ../shared/tools/install-peers.sh, into ~/.cache/gantry-peers.
 # 2. Checks formatting and lints (the same bar every change must meet).
 # 3. Runs `cargo test --workspace`.
 #
@@ -13,12 +17,24 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 missing=()
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v npm >/dev/null || missing+=(npm)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing Debian packages: ${missing[*]}"
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+validator=${GANTRY_CYCLONEDX_VALIDATOR:-$HOME/.cache/gantry-peers/bin/validate-cyclonedx}
+if [ ! -x "$validator" ]; then
+    peers=../shared/tools/install-peers.sh
+    [ -f "$peers" ] || { echo "scripts/test.sh: $peers not found (shared/ must sit beside the checkout)" >&2; exit 2; }
+    echo "==> installing the CycloneDX validator and peer tools ($peers)"
+    bash "$peers"
 fi
 
 echo "==> cargo fmt --check"
