@@ -225,13 +225,16 @@ fn start_tail(entry: &FileEntry, head: &[u8]) -> FileState {
         else {
             return FileState::Done(Some("truncated section headers".into()));
         };
+        // The names first, so candidates cannot crowd them out of the budget.
+        let names = sections.get(usize::from(header.shstrndx)).copied();
+        let candidates = sections
+            .iter()
+            .copied()
+            .filter(|s| s.kind == elf::SHT_PROGBITS && s.flags == 0 && s.size <= MAX_DEP_SECTION);
         let mut windows = Vec::new();
         let mut kept = 0u64;
-        for (i, s) in sections.iter().enumerate() {
-            let names = i == usize::from(header.shstrndx);
-            let candidate =
-                s.kind == elf::SHT_PROGBITS && s.flags == 0 && s.size <= MAX_DEP_SECTION;
-            if (names || candidate) && s.size > 0 && kept + s.size <= BEFORE_HEADERS {
+        for s in names.into_iter().chain(candidates) {
+            if s.size > 0 && kept.saturating_add(s.size) <= BEFORE_HEADERS {
                 kept += s.size;
                 windows.push(Window::new(s.offset, s.offset.saturating_add(s.size)));
             }

@@ -29,7 +29,17 @@ impl Section {
 /// `loaded` sections, then the `unloaded` (non-allocated) sections, `.shstrtab`, and the
 /// section header table at the end — the layout linkers produce.
 pub fn elf64(loaded: Vec<Section>, unloaded: Vec<Section>) -> Vec<u8> {
+    elf64_with(loaded, unloaded, false)
+}
+
+/// [`elf64`], with the section header table right after the program headers when
+/// `table_first` (as Go's linker writes it) instead of at the end.
+pub fn elf64_with(loaded: Vec<Section>, unloaded: Vec<Section>, table_first: bool) -> Vec<u8> {
+    let table_len = (loaded.len() + unloaded.len() + 2) * 64;
     let mut f = vec![0u8; 64 + 56];
+    if table_first {
+        f.resize(64 + 56 + table_len, 0);
+    }
     let mut placed: Vec<(&'static str, u32, u64, u64)> = Vec::new();
     let mut place = |f: &mut Vec<u8>, s: Section| {
         while !f.len().is_multiple_of(s.align.max(1)) {
@@ -60,7 +70,8 @@ pub fn elf64(loaded: Vec<Section>, unloaded: Vec<Section>) -> Vec<u8> {
     while !f.len().is_multiple_of(8) {
         f.push(0);
     }
-    let shoff = f.len() as u64;
+    let shoff = if table_first { 120 } else { f.len() as u64 };
+    let mut table = Vec::with_capacity(table_len);
     let shdr = |name: u32, kind: u32, offset: u64, size: u64| {
         let mut h = Vec::with_capacity(64);
         h.extend(name.to_le_bytes());
@@ -75,11 +86,16 @@ pub fn elf64(loaded: Vec<Section>, unloaded: Vec<Section>) -> Vec<u8> {
         h.extend(0u64.to_le_bytes());
         h
     };
-    f.extend(shdr(0, 0, 0, 0));
+    table.extend(shdr(0, 0, 0, 0));
     for ((_, kind, at, size), name) in placed.iter().zip(&name_offsets) {
-        f.extend(shdr(*name, *kind, *at, *size));
+        table.extend(shdr(*name, *kind, *at, *size));
     }
-    f.extend(shdr(shstrtab_name, 3, shstrtab_at, names.len() as u64));
+    table.extend(shdr(shstrtab_name, 3, shstrtab_at, names.len() as u64));
+    if table_first {
+        f[120..120 + table_len].copy_from_slice(&table);
+    } else {
+        f.extend(table);
+    }
     let shnum = placed.len() as u16 + 2;
     // File header.
     f[..4].copy_from_slice(b"\x7fELF");
