@@ -46,10 +46,6 @@ pub const MAX_CAPTURE: usize = 1024 * 1024;
 /// fake headers is hostile or corrupt).
 const MAX_CANDIDATES: usize = 64;
 
-/// Executables larger than this are not scanned (the layer's own limits bound what a walk
-/// reads anyway; this keeps one file's scan bounded too).
-pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
-
 /// Reads Go build information from executables.
 #[derive(Debug)]
 pub struct GoBuildinfoAnalyzer;
@@ -79,10 +75,13 @@ impl Analyzer for GoBuildinfoAnalyzer {
     }
 }
 
-/// A regular file with an execute bit, large enough for an ELF header and not absurdly
-/// large. (The dispatcher only streams regular files.)
+/// A regular file with an execute bit, large enough for an ELF header. (The dispatcher only
+/// streams regular files.) There is no upper size: the walker inflates every byte of the
+/// file anyway, the scan adds a few percent to that (`analyze_bench`), what is kept is
+/// bounded ([`MAX_CAPTURE`]), and the layer's own limits bound the total — so no large
+/// binary goes unexamined.
 pub fn executable(entry: &FileEntry) -> bool {
-    entry.mode & 0o111 != 0 && entry.size >= 64 && entry.size <= MAX_FILE_BYTES
+    entry.mode & 0o111 != 0 && entry.size >= 64
 }
 
 #[derive(Default)]
