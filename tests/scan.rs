@@ -507,3 +507,42 @@ fn policy_errors_fail_closed_and_broken_bundles_are_errors() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("x.rego"), "{}", stderr(&out));
 }
+
+#[test]
+fn real_scan_input_matches_the_documented_schema() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (i, image) in [
+        single_stage_root(),
+        secret_added_then_deleted(),
+        node_with_typescript(),
+        no_base_evidence(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (_, mut report) = scan_json(
+            cache.path(),
+            &layout(&dir.path().join(i.to_string()), image),
+            &[],
+        );
+        // The report is the input document plus findings and verdict.
+        let obj = report.as_object_mut().unwrap();
+        obj.remove("findings");
+        obj.remove("verdict");
+        let schema: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/docs/policies/input.schema.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&report)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "image {i}: {errors:#?}");
+    }
+}
