@@ -44,6 +44,11 @@ pub struct LayerReport {
     /// Credentials found in this layer's files (redacted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretHit>,
+    /// Go executables and the import path of their main package (from the embedded build
+    /// info), e.g. `(usr/local/bin/tool, "cmd/go")`: the content-based identity of Go
+    /// toolchain binaries, whatever their file name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub go_mains: Vec<(String, String)>,
     /// Files an analyzer wanted but could not understand: reported, never silently skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknowns: Vec<Unknown>,

@@ -56,7 +56,8 @@ impl Analyzer for GoBuildinfoAnalyzer {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: records each binary's main package path (Go toolchain identity).
+        2
     }
 
     fn interest(&self) -> Interest {
@@ -89,6 +90,8 @@ struct GoLayer {
     scan: Scan,
     packages: Vec<Package>,
     unknowns: Vec<Unknown>,
+    /// (executable path, main package import path).
+    mains: Vec<(String, String)>,
 }
 
 /// The state of one file's scan.
@@ -511,7 +514,12 @@ impl LayerAnalysis for GoLayer {
 
     fn stream_end(&mut self, entry: &FileEntry) {
         match self.scan.end() {
-            Some(Ok(info)) => self.packages.extend(info.packages(&entry.path)),
+            Some(Ok(info)) => {
+                if !info.path.is_empty() {
+                    self.mains.push((entry.path.clone(), info.path.clone()));
+                }
+                self.packages.extend(info.packages(&entry.path));
+            }
             Some(Err(reason)) => self.unknowns.push(Unknown {
                 analyzer: ID.to_string(),
                 path: entry.path.clone(),
@@ -524,6 +532,7 @@ impl LayerAnalysis for GoLayer {
     fn finish(self: Box<Self>, report: &mut LayerReport) {
         report.packages.extend(self.packages);
         report.unknowns.extend(self.unknowns);
+        report.go_mains.extend(self.mains);
     }
 }
 

@@ -158,7 +158,7 @@ pub fn builtin() -> Vec<Box<dyn Analyzer>> {
 /// 2: passwd/group, packages, file lists, source maps and secrets fields.
 /// 3: packages of every ecosystem with namespace, licenses, dependencies, cataloger; dpkg
 /// copyright files.
-const REPORT_FORMAT: u32 = 3;
+const REPORT_FORMAT: u32 = 4;
 
 /// A short, stable fingerprint of an analyzer set: `v1-` + 16 hex digits of the SHA-256 of
 /// the report format and every `id@version`, in order.

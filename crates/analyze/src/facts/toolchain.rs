@@ -15,8 +15,10 @@
 //! - **package**: toolchain packages in the final dpkg/apk database (`build-essential`,
 //!   `gcc-12`, `make`, `golang-go`, `*-dev`…), and every file such a package installed in a
 //!   `bin` directory that no path rule recognised — so a renamed compiler still counts;
-//! - **elf**: not produced (see the `toolchain` analyzer for why); the value is part of the
-//!   input contract for a future analyzer.
+//! - **elf**: Go toolchain commands (`cmd/go`, `cmd/compile`, `cmd/link`, …) recognised by the
+//!   main package in their embedded build info, whatever the file is called. C compiler drivers
+//!   are not identified by content (their identifying bytes are deep in the binary; see the
+//!   `toolchain` analyzer) — the package evidence catches renamed distro compilers instead.
 //!
 //! A path fact names its owning package when the package file lists say so.
 
@@ -62,7 +64,7 @@ pub enum Category {
 pub enum Evidence {
     /// By its path.
     Path,
-    /// By the executable's content (not produced yet).
+    /// By the executable's content (Go build info).
     Elf,
     /// By the package database.
     Package,
@@ -389,6 +391,15 @@ fn under_any(path: &str, roots: &BTreeSet<String>) -> bool {
     })
 }
 
+/// Main packages of the Go toolchain's commands (build info `path`) and the name to report.
+const GO_TOOLCHAIN_MAINS: &[(&str, &str)] = &[
+    ("cmd/go", "go"),
+    ("cmd/compile", "compile"),
+    ("cmd/link", "link"),
+    ("cmd/asm", "asm"),
+    ("cmd/cgo", "cgo"),
+];
+
 pub(crate) fn derive(
     layers: &Layers<'_>,
     fs: &Filesystem,
@@ -701,6 +712,34 @@ pub(crate) fn derive(
         }
     }
     facts.extend(owned);
+
+    // ELF evidence: Go toolchain commands recognised by the main package recorded in their
+    // build info, so a renamed or relocated `go` still counts. Skipped where a path rule
+    // already reported the same file.
+    let reported: BTreeSet<String> = facts
+        .iter()
+        .filter_map(|f| f.location.path.clone())
+        .collect();
+    for l in layers.all() {
+        for (path, main) in &l.report.go_mains {
+            let Some(command) = GO_TOOLCHAIN_MAINS.iter().find(|(m, _)| m == main) else {
+                continue;
+            };
+            if reported.contains(path) || fs.get(path).is_none_or(|f| f.layer != l.index) {
+                continue;
+            }
+            facts.push(ToolchainFact {
+                name: command.1.to_string(),
+                category: Category::LanguageToolchain,
+                evidence: Evidence::Elf,
+                package: owner(path),
+                reason: format!(
+                    "Go toolchain command ({main}), identified by its embedded build info"
+                ),
+                location: layers.location(l.index, path),
+            });
+        }
+    }
 
     facts.sort_by(|a, b| {
         (

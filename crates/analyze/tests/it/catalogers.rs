@@ -1,6 +1,7 @@
 //! The SBOM catalogers (issue 4) on real layers: every ecosystem with realistic metadata,
 //! hostile and truncated inputs, and what the final filesystem keeps.
 
+use gantry_analyze::facts::{Category, Evidence};
 use gantry_analyze::{Ecosystem, Package, Unknown};
 use gantry_model::oci::Compression;
 use gantry_testkit::LayerBuilder;
@@ -1518,4 +1519,40 @@ fn final_packages_come_from_visible_metadata_only() {
     );
     // A Python package named like a build tool is not an OS toolchain package.
     assert!(facts.toolchain.is_empty(), "{:?}", facts.toolchain);
+}
+
+#[test]
+fn go_toolchain_is_recognised_by_its_build_info_whatever_its_name() {
+    let go_cmd = go_binary(
+        200_000,
+        craft::go_buildinfo("go1.22.5", "path\tcmd/go\nbuild\t-compiler=gc\n"),
+    );
+    let ordinary = go_binary(
+        200_000,
+        craft::go_buildinfo("go1.22.5", NODE_EXPORTER_MODINFO),
+    );
+    let image = Image::new(vec![
+        LayerBuilder::new(Compression::Gzip)
+            // Renamed and relocated: no path rule knows this name.
+            .file_mode("opt/tools/gobuilder", &go_cmd, 0o755)
+            .file_mode("bin/node_exporter", &ordinary, 0o755)
+            .file_mode("opt/deleted/go", &go_cmd, 0o755),
+        LayerBuilder::new(Compression::Gzip).whiteout("opt/deleted"),
+    ]);
+    let facts = image.facts_as("65534");
+    let elf: Vec<_> = facts
+        .toolchain
+        .iter()
+        .filter(|t| t.evidence == Evidence::Elf)
+        .map(|t| (t.name.as_str(), t.category, t.location.path.as_deref()))
+        .collect();
+    // The deleted copy does not run in the container; the ordinary Go program is no toolchain.
+    assert_eq!(
+        elf,
+        vec![(
+            "go",
+            Category::LanguageToolchain,
+            Some("opt/tools/gobuilder")
+        )]
+    );
 }
