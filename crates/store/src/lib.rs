@@ -1,11 +1,22 @@
 //! gantry-store: what Gantry keeps between runs.
 //!
-//! Today that is the per-layer result cache, [`DirLayerCache`]: one JSON file per
-//! (analyzer fingerprint, layer digest) under a cache directory. Layer blobs are immutable and
-//! content-addressed, so entries never go stale, and several processes (CLI runs in parallel
-//! CI jobs, a server's workers) can share the directory without a lock: writes go to a temp
-//! file and are renamed into place, so a reader sees a whole entry or none. A corrupt or
-//! truncated entry is a miss: it is removed and the layer is walked again.
+//! Two parts:
+//!
+//! - [`DirLayerCache`], the per-layer result cache: one JSON file per (analyzer fingerprint,
+//!   layer digest) under a cache directory. Layer blobs are immutable and content-addressed, so
+//!   entries never go stale, and several processes (CLI runs in parallel CI jobs, a server's
+//!   workers) can share the directory without a lock: writes go to a temp file and are renamed
+//!   into place, so a reader sees a whole entry or none. A corrupt or truncated entry is a miss:
+//!   it is removed and the layer is walked again.
+//! - [`Store`], the database of `gantry serve`: the durable job queue ([`Store::enqueue`],
+//!   [`Store::claim`], [`Store::complete`], [`Store::fail`]) and the verdicts, reports, SBOMs and
+//!   tags per image ([`Store::put_result`], [`Store::verdict`], [`Store::sbom`],
+//!   [`Store::images`]). SQLite (one file, the default) or Postgres (several replicas) through
+//!   `sqlx`, same SQL for both; the schema is embedded and migrated on open.
+//!
+//! The queue delivers at least once: a job is leased to one worker at a time, and a worker that
+//! dies loses its lease, after which another worker takes the job again. A digest has at most one
+//! queued or running job per policy bundle (a unique index), so it is never scanned twice at once.
 //!
 //! ```
 //! use gantry_store::DirLayerCache;
@@ -14,6 +25,14 @@
 //! assert_eq!(cache.root(), dir.path());
 //! ```
 
+mod db;
+mod error;
+mod jobs;
 mod layer_cache;
+mod results;
 
+pub use db::Store;
+pub use error::{StoreError, redact_url};
+pub use jobs::{Enqueued, FailOutcome, Job, JobSpec, JobStatus, JobView, QueueCounts, RetryPolicy};
 pub use layer_cache::{DirLayerCache, default_cache_dir};
+pub use results::{ImageSummary, ResultRecord, StoredVerdict};

@@ -1,0 +1,510 @@
+//! The durable job queue: at-least-once delivery with leases, retries with backoff, dedupe.
+
+use std::time::Duration;
+
+use sqlx::Row;
+
+use crate::db::{Dialect, Store, ms, now_ms, with_pool};
+use crate::error::{StoreError, query};
+
+/// A scan to schedule, as the webhook or API received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSpec {
+    /// The image as named by the event (`registry/repo:tag` or `…@sha256:…`).
+    pub image_ref: String,
+    /// Manifest digest when the event carried one; `None` means the worker resolves the tag.
+    pub digest: Option<String>,
+    /// The sender's event id, when it has one: a redelivered event is absorbed.
+    pub event_id: Option<String>,
+    /// Where the job came from (`"distribution"`, `"harbor"`, `"api"`, …), for metrics and logs.
+    pub source: String,
+    /// Digest of the policy bundle the verdict is to be computed under.
+    pub policy_digest: String,
+}
+
+/// Answer of [`Store::enqueue`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The job that will produce (or produced) the verdict: the new one, or the one it duplicates.
+    pub id: i64,
+    /// True when no new scan was scheduled: same event id seen before, same digest already
+    /// queued or running under this policy bundle, or a verdict for it already stored.
+    pub deduplicated: bool,
+}
+
+/// A job handed to a worker by [`Store::claim`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub spec: JobSpec,
+    /// How many times the job has been claimed, this claim included (1 on the first run).
+    pub attempts: u32,
+    /// Unix milliseconds at which the lease ends unless renewed by [`Store::heartbeat`].
+    pub lease_until_ms: i64,
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Waiting for a worker (possibly until a backoff ends).
+    Queued,
+    /// Leased to a worker.
+    Running,
+    /// Finished; the result is in the store.
+    Done,
+    /// Gave up after the last attempt; `last_error` says why.
+    Failed,
+}
+
+impl JobStatus {
+    /// The name stored in the database and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<JobStatus, StoreError> {
+        Ok(match s {
+            "queued" => JobStatus::Queued,
+            "running" => JobStatus::Running,
+            "done" => JobStatus::Done,
+            "failed" => JobStatus::Failed,
+            other => {
+                return Err(StoreError::Corrupt {
+                    column: "jobs.status",
+                    value: other.to_owned(),
+                });
+            }
+        })
+    }
+}
+
+/// Everything known about a job, for `GET /v1/jobs/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobView {
+    pub id: i64,
+    pub spec: JobSpec,
+    pub status: JobStatus,
+    pub attempts: u32,
+    /// Not claimable before this time (Unix ms): the backoff after a failure.
+    pub not_before_ms: i64,
+    /// End of the current lease (Unix ms) while running.
+    pub lease_until_ms: Option<i64>,
+    /// The worker holding (or that last held) the job.
+    pub worker: Option<String>,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Number of jobs per status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub queued: u64,
+    pub running: u64,
+    pub failed: u64,
+    pub done: u64,
+}
+
+/// How [`Store::fail`] treats a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; the job is marked failed after the last one.
+    pub max_attempts: u32,
+    /// Wait after the first failure; doubled after each further failure (capped at 2^16 times).
+    pub base_backoff: Duration,
+}
+
+/// What [`Store::fail`] did with the job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Queued again, claimable from `not_before_ms` (Unix ms).
+    Retrying { not_before_ms: i64 },
+    /// Attempts exhausted: the job is `failed` with the error.
+    Failed,
+}
+
+/// Largest backoff doubling: with a 1 s base, about 18 hours.
+const MAX_BACKOFF_DOUBLINGS: u32 = 16;
+
+fn backoff(policy: RetryPolicy, attempts: u32) -> i64 {
+    let doublings = attempts.saturating_sub(1).min(MAX_BACKOFF_DOUBLINGS);
+    ms(policy.base_backoff).saturating_mul(1_i64 << doublings)
+}
+
+fn to_u32(v: i64, column: &'static str) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt {
+        column,
+        value: v.to_string(),
+    })
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+macro_rules! spec_from_row {
+    ($row:expr, $what:expr) => {
+        JobSpec {
+            image_ref: $row.try_get("image_ref").map_err(query($what))?,
+            digest: $row.try_get("digest").map_err(query($what))?,
+            event_id: $row.try_get("event_id").map_err(query($what))?,
+            source: $row.try_get("source").map_err(query($what))?,
+            policy_digest: $row.try_get("policy_digest").map_err(query($what))?,
+        }
+    };
+}
+
+impl Store {
+    /// Stores a job durably (the webhook answers 202 only after this returns), unless it
+    /// duplicates an event already accepted, a job queued or running for the same digest and
+    /// policy bundle, or a verdict already stored.
+    pub async fn enqueue(&self, spec: JobSpec) -> Result<Enqueued, StoreError> {
+        const WHAT: &str = "enqueue job";
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(query(WHAT))?;
+            if let Some(event_id) = &spec.event_id {
+                let inserted = sqlx::query(
+                    "INSERT INTO events (event_id, job_id, received_at) VALUES ($1, NULL, $2) \
+                     ON CONFLICT (event_id) DO NOTHING",
+                )
+                .bind(event_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(query(WHAT))?
+                .rows_affected();
+                if inserted == 0 {
+                    let job_id: Option<i64> =
+                        sqlx::query_scalar("SELECT job_id FROM events WHERE event_id = $1")
+                            .bind(event_id)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(query(WHAT))?;
+                    tx.commit().await.map_err(query(WHAT))?;
+                    let id = job_id.ok_or_else(|| StoreError::Corrupt {
+                        column: "events.job_id",
+                        value: "NULL".to_owned(),
+                    })?;
+                    return Ok(Enqueued { id, deduplicated: true });
+                }
+            }
+            let mut existing = None;
+            if let Some(digest) = &spec.digest {
+                let key = format!("{digest} {}", spec.policy_digest);
+                pool.lock_key(&mut tx, &key).await.map_err(query(WHAT))?;
+                existing = sqlx::query_scalar::<_, i64>(
+                    "SELECT id FROM jobs WHERE digest = $1 AND policy_digest = $2 \
+                     AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+                )
+                .bind(digest)
+                .bind(&spec.policy_digest)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query(WHAT))?;
+                if existing.is_none() {
+                    let has_verdict = sqlx::query_scalar::<_, i64>(
+                        "SELECT COUNT(*) FROM results WHERE manifest_digest = $1 AND policy_digest = $2",
+                    )
+                    .bind(digest)
+                    .bind(&spec.policy_digest)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(query(WHAT))?
+                        > 0;
+                    if has_verdict {
+                        let done = sqlx::query_scalar::<_, i64>(
+                            "SELECT id FROM jobs WHERE digest = $1 AND policy_digest = $2 \
+                             AND status = 'done' ORDER BY id DESC LIMIT 1",
+                        )
+                        .bind(digest)
+                        .bind(&spec.policy_digest)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(query(WHAT))?;
+                        existing = match done {
+                            Some(id) => Some(id),
+                            // The verdict came from elsewhere (a CLI scan into this store): record
+                            // a job that is already done so the caller still gets an id to follow.
+                            None => Some(
+                                sqlx::query_scalar::<_, i64>(
+                                    "INSERT INTO jobs (image_ref, digest, event_id, source, policy_digest, \
+                                     status, attempts, not_before, created_at, updated_at) \
+                                     VALUES ($1, $2, $3, $4, $5, 'done', 0, $6, $6, $6) RETURNING id",
+                                )
+                                .bind(&spec.image_ref)
+                                .bind(&spec.digest)
+                                .bind(&spec.event_id)
+                                .bind(&spec.source)
+                                .bind(&spec.policy_digest)
+                                .bind(now)
+                                .fetch_one(&mut *tx)
+                                .await
+                                .map_err(query(WHAT))?,
+                            ),
+                        };
+                    }
+                }
+            }
+            let (id, deduplicated) = match existing {
+                Some(id) => (id, true),
+                None => {
+                    let id = sqlx::query_scalar::<_, i64>(
+                        "INSERT INTO jobs (image_ref, digest, event_id, source, policy_digest, \
+                         status, attempts, not_before, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $6) RETURNING id",
+                    )
+                    .bind(&spec.image_ref)
+                    .bind(&spec.digest)
+                    .bind(&spec.event_id)
+                    .bind(&spec.source)
+                    .bind(&spec.policy_digest)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(query(WHAT))?;
+                    (id, false)
+                }
+            };
+            if let Some(event_id) = &spec.event_id {
+                sqlx::query("UPDATE events SET job_id = $1 WHERE event_id = $2")
+                    .bind(id)
+                    .bind(event_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query(WHAT))?;
+            }
+            tx.commit().await.map_err(query(WHAT))?;
+            Ok(Enqueued { id, deduplicated })
+        })
+    }
+
+    /// Atomically takes the oldest ready job — queued and past its backoff, or running with an
+    /// expired lease (its worker died) — leases it to `worker` for `lease`, and counts the attempt.
+    /// `None` when nothing is ready. `worker` must be unique per live worker.
+    pub async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>, StoreError> {
+        const WHAT: &str = "claim job";
+        let now = now_ms();
+        let lease_until = now.saturating_add(ms(lease));
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(query(WHAT))?;
+            let row = sqlx::query(claim_sql(pool))
+                .bind(worker)
+                .bind(lease_until)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query(WHAT))?;
+            tx.commit().await.map_err(query(WHAT))?;
+            let Some(row) = row else { return Ok(None) };
+            let attempts: i64 = row.try_get("attempts").map_err(query(WHAT))?;
+            Ok(Some(Job {
+                id: row.try_get("id").map_err(query(WHAT))?,
+                spec: spec_from_row!(row, WHAT),
+                attempts: to_u32(attempts, "jobs.attempts")?,
+                lease_until_ms: lease_until,
+            }))
+        })
+    }
+
+    /// Extends the lease of a running job held by `worker` to `lease` from now. Workers call it
+    /// well within the lease (a third of it, say) while they scan.
+    pub async fn heartbeat(
+        &self,
+        id: i64,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        const WHAT: &str = "renew job lease";
+        let now = now_ms();
+        let affected = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET lease_until = $1, updated_at = $2 \
+                 WHERE id = $3 AND worker = $4 AND status = 'running'",
+            )
+            .bind(now.saturating_add(ms(lease)))
+            .bind(now)
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await
+            .map_err(query(WHAT))?
+            .rows_affected()
+        });
+        self.held(affected, id, worker).await
+    }
+
+    /// Marks the job done. Store its result first ([`Store::put_result`]): a crash between the
+    /// two re-runs the job, whose result then overwrites the same row.
+    pub async fn complete(&self, id: i64, worker: &str) -> Result<(), StoreError> {
+        const WHAT: &str = "complete job";
+        let now = now_ms();
+        let affected = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET status = 'done', lease_until = NULL, updated_at = $1 \
+                 WHERE id = $2 AND worker = $3 AND status = 'running'",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await
+            .map_err(query(WHAT))?
+            .rows_affected()
+        });
+        self.held(affected, id, worker).await
+    }
+
+    /// Records a failed attempt: queued again after an exponential backoff, or `failed` with
+    /// `error` once `retry.max_attempts` attempts have been made.
+    pub async fn fail(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        retry: RetryPolicy,
+    ) -> Result<FailOutcome, StoreError> {
+        const WHAT: &str = "fail job";
+        let now = now_ms();
+        let attempts: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT attempts FROM jobs WHERE id = $1 AND worker = $2 AND status = 'running'",
+            )
+            .bind(id)
+            .bind(worker)
+            .fetch_optional(pool)
+            .await
+            .map_err(query(WHAT))?
+        });
+        let Some(attempts) = attempts else {
+            return self.held(0, id, worker).await.map(|()| FailOutcome::Failed);
+        };
+        let outcome = if to_u32(attempts, "jobs.attempts")? >= retry.max_attempts {
+            FailOutcome::Failed
+        } else {
+            FailOutcome::Retrying {
+                not_before_ms: now
+                    .saturating_add(backoff(retry, to_u32(attempts, "jobs.attempts")?)),
+            }
+        };
+        let (status, not_before) = match outcome {
+            FailOutcome::Failed => ("failed", now),
+            FailOutcome::Retrying { not_before_ms } => ("queued", not_before_ms),
+        };
+        // `attempts = $7` makes this a compare-and-set: if the lease expired and another worker
+        // claimed the job in between, its attempt count moved on and nothing is changed here.
+        let affected = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET status = $1, not_before = $2, last_error = $3, lease_until = NULL, \
+                 updated_at = $4 WHERE id = $5 AND worker = $6 AND attempts = $7 AND status = 'running'",
+            )
+            .bind(status)
+            .bind(not_before)
+            .bind(error)
+            .bind(now)
+            .bind(id)
+            .bind(worker)
+            .bind(attempts)
+            .execute(pool)
+            .await
+            .map_err(query(WHAT))?
+            .rows_affected()
+        });
+        self.held(affected, id, worker).await.map(|()| outcome)
+    }
+
+    /// Ok when the update touched the job; otherwise `LeaseLost` or `NotFound`.
+    async fn held(&self, affected: u64, id: i64, worker: &str) -> Result<(), StoreError> {
+        if affected > 0 {
+            return Ok(());
+        }
+        match self.job(id).await? {
+            Some(_) => Err(StoreError::LeaseLost {
+                job: id,
+                worker: worker.to_owned(),
+            }),
+            None => Err(StoreError::NotFound { job: id }),
+        }
+    }
+
+    /// The job with this id, whatever its status.
+    pub async fn job(&self, id: i64) -> Result<Option<JobView>, StoreError> {
+        const WHAT: &str = "read job";
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT id, image_ref, digest, event_id, source, policy_digest, status, attempts, \
+                 not_before, lease_until, worker, last_error, created_at, updated_at \
+                 FROM jobs WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(query(WHAT))?;
+            let Some(row) = row else { return Ok(None) };
+            let status: String = row.try_get("status").map_err(query(WHAT))?;
+            let attempts: i64 = row.try_get("attempts").map_err(query(WHAT))?;
+            Ok(Some(JobView {
+                id: row.try_get("id").map_err(query(WHAT))?,
+                spec: spec_from_row!(row, WHAT),
+                status: JobStatus::parse(&status)?,
+                attempts: to_u32(attempts, "jobs.attempts")?,
+                not_before_ms: row.try_get("not_before").map_err(query(WHAT))?,
+                lease_until_ms: row.try_get("lease_until").map_err(query(WHAT))?,
+                worker: row.try_get("worker").map_err(query(WHAT))?,
+                last_error: row.try_get("last_error").map_err(query(WHAT))?,
+                created_at_ms: row.try_get("created_at").map_err(query(WHAT))?,
+                updated_at_ms: row.try_get("updated_at").map_err(query(WHAT))?,
+            }))
+        })
+    }
+
+    /// Jobs per status (the `/metrics` gauges). A running job whose lease expired still counts
+    /// as running until a worker reclaims it.
+    pub async fn counts(&self) -> Result<QueueCounts, StoreError> {
+        const WHAT: &str = "count jobs";
+        let rows: Vec<(String, i64)> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+                .fetch_all(pool)
+                .await
+                .map_err(query(WHAT))?
+        });
+        let mut counts = QueueCounts::default();
+        for (status, n) in rows {
+            let n = to_u64(n);
+            match JobStatus::parse(&status)? {
+                JobStatus::Queued => counts.queued = n,
+                JobStatus::Running => counts.running = n,
+                JobStatus::Done => counts.done = n,
+                JobStatus::Failed => counts.failed = n,
+            }
+        }
+        Ok(counts)
+    }
+}
+
+fn claim_sql<P: Dialect>(_: &P) -> &'static str {
+    P::CLAIM_SQL
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 100,
+            base_backoff: Duration::from_millis(100),
+        };
+        assert_eq!(backoff(p, 1), 100);
+        assert_eq!(backoff(p, 2), 200);
+        assert_eq!(backoff(p, 4), 800);
+        assert_eq!(backoff(p, 99), 100 << MAX_BACKOFF_DOUBLINGS);
+    }
+}
