@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use gantry_analyze::OsRelease;
 use gantry_analyze::facts::{
-    FileFacts, LayerFacts, PackageFact, PackageManagerFact, SecretFact, SetuidFact, ShellFacts,
-    ToolchainFact, UnknownFact, UserFacts, derive_facts,
+    FileFacts, PackageFact, PackageManagerFact, SecretFact, SetuidFact, ShellFacts, ToolchainFact,
+    UnknownFact, UserFacts, derive_facts,
 };
 use gantry_model::{Finding, Verdict};
 use gantry_policy::Policy;
@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::base::{BaseFacts, base_facts, base_layers};
 use crate::input::{
     ConfigInfo, Context, INPUT_VERSION, ImageInfo, LayerInfo, config_info, final_os_release,
-    image_info, layer_infos,
+    image_info, layer_infos, walked_layers,
 };
 use crate::size::{SizeFacts, size_facts};
 
@@ -168,17 +168,7 @@ pub fn build_input(
     base: BaseFacts,
     context: Context,
 ) -> InputDocument {
-    let walked: Vec<LayerFacts<'_>> = scan
-        .layers
-        .iter()
-        .filter_map(|l| {
-            l.layer.as_ref().map(|w| LayerFacts {
-                index: l.index,
-                digest: &l.descriptor.digest,
-                report: &w.report,
-            })
-        })
-        .collect();
+    let walked = walked_layers(scan);
     let FileFacts {
         user,
         toolchain,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use gantry_analyze::OsRelease;
+use gantry_analyze::{LayerFacts, OsRelease};
 use gantry_model::Digest;
 use gantry_model::oci::{History, ImageConfig};
 use gantry_registry::ResolvedImage;
@@ -191,28 +191,23 @@ pub fn layer_infos(
         .collect()
 }
 
-/// The os-release visible in the final filesystem: `etc/os-release` wins over
-/// `usr/lib/os-release`, as in systemd; a symlink at `etc/os-release` (Debian, Alpine) falls
-/// through to the target.
+/// The layers that were walked, as gantry-analyze's fact functions take them.
+pub fn walked_layers(scan: &ScanReport) -> Vec<LayerFacts<'_>> {
+    scan.layers
+        .iter()
+        .filter_map(|l| {
+            l.layer.as_ref().map(|w| LayerFacts {
+                index: l.index,
+                digest: &l.descriptor.digest,
+                report: &w.report,
+            })
+        })
+        .collect()
+}
+
+/// The os-release visible in the final filesystem (`etc/os-release` first, as systemd reads it).
 pub fn final_os_release(scan: &ScanReport) -> Option<OsRelease> {
-    for path in ["etc/os-release", "usr/lib/os-release"] {
-        let Some(visible) = scan.filesystem.get(path) else {
-            continue;
-        };
-        if visible.entry.kind != gantry_model::fs::EntryKind::File {
-            continue;
-        }
-        let found = scan
-            .layers
-            .get(visible.layer)
-            .and_then(|l| l.layer.as_ref())
-            .and_then(|w| w.report.os_release.iter().rev().find(|(p, _)| p == path))
-            .map(|(_, os)| os.clone());
-        if found.is_some() {
-            return found;
-        }
-    }
-    None
+    gantry_analyze::final_os_release(&walked_layers(scan), &scan.filesystem)
 }
 
 #[cfg(test)]
