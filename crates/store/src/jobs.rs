@@ -196,6 +196,8 @@ impl Store {
                 }
             }
             let mut existing = None;
+            // A new job is queued, unless a verdict for it already exists (then it is born done).
+            let mut status = "queued";
             if let Some(digest) = &spec.digest {
                 let key = format!("{digest} {}", spec.policy_digest);
                 pool.lock_key(&mut tx, &key).await.map_err(query(WHAT))?;
@@ -228,27 +230,12 @@ impl Store {
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(query(WHAT))?;
-                        existing = match done {
-                            Some(id) => Some(id),
+                        match done {
+                            Some(id) => existing = Some(id),
                             // The verdict came from elsewhere (a CLI scan into this store): record
                             // a job that is already done so the caller still gets an id to follow.
-                            None => Some(
-                                sqlx::query_scalar::<_, i64>(
-                                    "INSERT INTO jobs (image_ref, digest, event_id, source, policy_digest, \
-                                     status, attempts, not_before, created_at, updated_at) \
-                                     VALUES ($1, $2, $3, $4, $5, 'done', 0, $6, $6, $6) RETURNING id",
-                                )
-                                .bind(&spec.image_ref)
-                                .bind(&spec.digest)
-                                .bind(&spec.event_id)
-                                .bind(&spec.source)
-                                .bind(&spec.policy_digest)
-                                .bind(now)
-                                .fetch_one(&mut *tx)
-                                .await
-                                .map_err(query(WHAT))?,
-                            ),
-                        };
+                            None => status = "done",
+                        }
                     }
                 }
             }
@@ -258,7 +245,7 @@ impl Store {
                     let id = sqlx::query_scalar::<_, i64>(
                         "INSERT INTO jobs (image_ref, digest, event_id, source, policy_digest, \
                          status, attempts, not_before, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $6) RETURNING id",
+                         VALUES ($1, $2, $3, $4, $5, $7, 0, $6, $6, $6) RETURNING id",
                     )
                     .bind(&spec.image_ref)
                     .bind(&spec.digest)
@@ -266,10 +253,11 @@ impl Store {
                     .bind(&spec.source)
                     .bind(&spec.policy_digest)
                     .bind(now)
+                    .bind(status)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(query(WHAT))?;
-                    (id, false)
+                    (id, status == "done")
                 }
             };
             if let Some(event_id) = &spec.event_id {
