@@ -95,7 +95,7 @@ pub struct ScanArgs {
     /// Override a hostile-input or timeout limit (repeatable), e.g. `--limit layer-entries=500000`
     /// or `--limit read-timeout=2m`. Names and defaults: docs/limits.md.
     #[arg(long = "limit", value_name = "NAME=VALUE")]
-    pub limits: Vec<crate::limits::LimitArg>,
+    pub limits: Vec<gantry_scan::limits::LimitArg>,
 }
 
 /// `gantry inspect`.

@@ -5,7 +5,6 @@
 
 mod args;
 mod commands;
-mod limits;
 mod output;
 
 use std::process::ExitCode;

@@ -45,7 +45,7 @@ fn source_options(args: &SourceArgs, scan: &ScanArgs) -> SourceOptions {
         credentials: args.username.clone().zip(args.password.clone()),
         ..SourceOptions::default()
     };
-    crate::limits::apply(
+    gantry_scan::limits::apply(
         &scan.limits,
         &mut gantry_layer::Limits::default(),
         &mut opts.limits,
@@ -56,7 +56,7 @@ fn source_options(args: &SourceArgs, scan: &ScanArgs) -> SourceOptions {
 /// Builds a scanner with the cache the arguments ask for.
 fn scanner(args: &ScanArgs) -> anyhow::Result<Scanner> {
     let mut options = ScanOptions::default();
-    crate::limits::apply(
+    gantry_scan::limits::apply(
         &args.limits,
         &mut options.limits,
         &mut gantry_registry::FetchLimits::default(),

@@ -22,6 +22,7 @@
 //! ```
 
 mod cache;
+pub mod limits;
 mod scanner;
 
 pub use cache::{CachedLayer, LayerCache, WalkStats};

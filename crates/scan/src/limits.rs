@@ -1,5 +1,5 @@
-//! `--limit NAME=VALUE`: every hostile-input and timeout limit, by its documented name
-//! (docs/limits.md), overridable from the command line.
+//! Every hostile-input and timeout limit by its documented name (docs/limits.md): `gantry scan
+//! --limit NAME=VALUE` and the `[scan] limits` table of `gantry serve`'s config use the same names.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -48,7 +48,7 @@ limit_names! {
 }
 
 /// Parses `123`, `64KiB`, `4MiB`, `16GiB`, `1KB` (= 1000) …
-fn parse_bytes(v: &str) -> Option<u64> {
+pub fn parse_bytes(v: &str) -> Option<u64> {
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
     let n: u64 = num.parse().ok()?;
