@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, SqlSafeStr, Sqlite, Transaction};
 
-use crate::error::{StoreError, redact_url};
+use crate::error::{StoreError, query, redact_url};
 
 /// How long an SQLite connection waits for another writer before giving up. Writers hold the
 /// lock for one short transaction (a claim, an enqueue, a result); ten seconds absorbs a burst of
@@ -56,8 +56,11 @@ pub(crate) use with_pool;
 /// What differs between the backends beyond SQL text shared by both.
 pub(crate) trait Dialect {
     type Db: sqlx::Database;
-    /// Takes the oldest ready job: `$1` worker, `$2` lease end, `$3` now.
+    /// Takes the oldest ready job: `$1` worker, `$2` lease end, `$3` now, `$4` max attempts (a
+    /// job whose lease expired on its last attempt is not taken again).
     const CLAIM_SQL: &'static str;
+    /// Takes the oldest ready notification: `$1` worker, `$2` lease end, `$3` now.
+    const CLAIM_NOTIFICATION_SQL: &'static str;
     /// A transaction that will write: SQLite takes the write lock up front (`BEGIN IMMEDIATE`),
     /// so a read followed by a write cannot fail with a stale snapshot.
     async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>, sqlx::Error>;
@@ -76,9 +79,16 @@ impl Dialect for SqlitePool {
          attempts = attempts + 1, updated_at = $3 \
          WHERE id = (SELECT id FROM jobs \
                      WHERE (status = 'queued' AND not_before <= $3) \
-                        OR (status = 'running' AND lease_until < $3) \
+                        OR (status = 'running' AND lease_until < $3 AND attempts < $4) \
                      ORDER BY id LIMIT 1) \
          RETURNING id, image_ref, digest, event_id, source, policy_digest, attempts, lease_until";
+    const CLAIM_NOTIFICATION_SQL: &'static str = "UPDATE notifications SET status = 'delivering', \
+         worker = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+         WHERE id = (SELECT id FROM notifications \
+                     WHERE (status = 'queued' AND not_before <= $3) \
+                        OR (status = 'delivering' AND lease_until < $3) \
+                     ORDER BY id LIMIT 1) \
+         RETURNING id, payload_json, attempts";
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.begin_with("BEGIN IMMEDIATE").await
@@ -99,9 +109,16 @@ impl Dialect for PgPool {
          attempts = attempts + 1, updated_at = $3 \
          WHERE id = (SELECT id FROM jobs \
                      WHERE (status = 'queued' AND not_before <= $3) \
-                        OR (status = 'running' AND lease_until < $3) \
+                        OR (status = 'running' AND lease_until < $3 AND attempts < $4) \
                      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
          RETURNING id, image_ref, digest, event_id, source, policy_digest, attempts, lease_until";
+    const CLAIM_NOTIFICATION_SQL: &'static str = "UPDATE notifications SET status = 'delivering', \
+         worker = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+         WHERE id = (SELECT id FROM notifications \
+                     WHERE (status = 'queued' AND not_before <= $3) \
+                        OR (status = 'delivering' AND lease_until < $3) \
+                     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, payload_json, attempts";
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.begin().await
@@ -120,19 +137,50 @@ impl Dialect for PgPool {
     }
 }
 
+/// The schema, one migration per file; a database is brought from whatever version it has to
+/// the last one on open.
 fn migrator(sqlite: bool) -> Migrator {
-    let sql = if sqlite {
-        include_str!("../migrations/sqlite/0001_init.sql")
+    let files: [(i64, &'static str, &'static str); 2] = if sqlite {
+        [
+            (
+                1,
+                "init",
+                include_str!("../migrations/sqlite/0001_init.sql"),
+            ),
+            (
+                2,
+                "notifications",
+                include_str!("../migrations/sqlite/0002_notifications.sql"),
+            ),
+        ]
     } else {
-        include_str!("../migrations/postgres/0001_init.sql")
+        [
+            (
+                1,
+                "init",
+                include_str!("../migrations/postgres/0001_init.sql"),
+            ),
+            (
+                2,
+                "notifications",
+                include_str!("../migrations/postgres/0002_notifications.sql"),
+            ),
+        ]
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("init"),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        files
+            .into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 impl Store {
@@ -207,6 +255,17 @@ impl Store {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
         }
+    }
+
+    /// Checks that the database answers (`SELECT 1`), for readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(query("ping"))
+        })
     }
 
     /// Closes every pooled connection (SQLite checkpoints its WAL on the last close).

@@ -30,6 +30,20 @@ pub enum StoreError {
     /// No job with this id.
     #[error("job {job} not found")]
     NotFound { job: i64 },
+    /// A worker resolved a digest for a job that already has another one.
+    #[error("job {job} is for digest {stored}, not {resolved}")]
+    DigestMismatch {
+        job: i64,
+        stored: String,
+        resolved: String,
+    },
+    /// The notification is no longer leased to this worker (its lease expired and another worker
+    /// took it, or it was already delivered). The caller must not record an outcome for it.
+    #[error("notification {notification} is no longer leased to worker {worker}")]
+    NotificationLeaseLost { notification: i64, worker: String },
+    /// No notification with this id.
+    #[error("notification {notification} not found")]
+    NotificationNotFound { notification: i64 },
     /// A row holds a value this version does not understand (written by a newer Gantry, or edited by hand).
     #[error("unexpected value {value:?} in store column {column}")]
     Corrupt { column: &'static str, value: String },

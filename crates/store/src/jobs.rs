@@ -129,22 +129,35 @@ pub enum FailOutcome {
     Failed,
 }
 
+/// What [`Store::resolve_digest`] did with the job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestOutcome {
+    /// The digest is recorded; the worker goes on and scans it.
+    Set,
+    /// Another queued or running job (`job`) will produce this verdict: this one is done and the
+    /// worker drops it.
+    Duplicate { job: i64 },
+    /// A verdict for the digest under this policy bundle is already stored: this job is done
+    /// and the worker drops it.
+    AlreadyScanned,
+}
+
 /// Largest backoff doubling: with a 1 s base, about 18 hours.
 const MAX_BACKOFF_DOUBLINGS: u32 = 16;
 
-fn backoff(policy: RetryPolicy, attempts: u32) -> i64 {
+pub(crate) fn backoff(policy: RetryPolicy, attempts: u32) -> i64 {
     let doublings = attempts.saturating_sub(1).min(MAX_BACKOFF_DOUBLINGS);
     ms(policy.base_backoff).saturating_mul(1_i64 << doublings)
 }
 
-fn to_u32(v: i64, column: &'static str) -> Result<u32, StoreError> {
+pub(crate) fn to_u32(v: i64, column: &'static str) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|_| StoreError::Corrupt {
         column,
         value: v.to_string(),
     })
 }
 
-fn to_u64(v: i64) -> u64 {
+pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
@@ -158,6 +171,33 @@ macro_rules! spec_from_row {
             policy_digest: $row.try_get("policy_digest").map_err(query($what))?,
         }
     };
+}
+
+/// The columns `job_view_from_row!` reads, as a literal for `concat!` (the SQL stays static).
+macro_rules! job_view_columns {
+    () => {
+        "id, image_ref, digest, event_id, source, policy_digest, status, attempts, not_before, \
+         lease_until, worker, last_error, created_at, updated_at"
+    };
+}
+
+macro_rules! job_view_from_row {
+    ($row:expr, $what:expr) => {{
+        let status: String = $row.try_get("status").map_err(query($what))?;
+        let attempts: i64 = $row.try_get("attempts").map_err(query($what))?;
+        JobView {
+            id: $row.try_get("id").map_err(query($what))?,
+            spec: spec_from_row!($row, $what),
+            status: JobStatus::parse(&status)?,
+            attempts: to_u32(attempts, "jobs.attempts")?,
+            not_before_ms: $row.try_get("not_before").map_err(query($what))?,
+            lease_until_ms: $row.try_get("lease_until").map_err(query($what))?,
+            worker: $row.try_get("worker").map_err(query($what))?,
+            last_error: $row.try_get("last_error").map_err(query($what))?,
+            created_at_ms: $row.try_get("created_at").map_err(query($what))?,
+            updated_at_ms: $row.try_get("updated_at").map_err(query($what))?,
+        }
+    }};
 }
 
 impl Store {
@@ -276,16 +316,40 @@ impl Store {
     /// Atomically takes the oldest ready job — queued and past its backoff, or running with an
     /// expired lease (its worker died) — leases it to `worker` for `lease`, and counts the attempt.
     /// `None` when nothing is ready. `worker` must be unique per live worker.
-    pub async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>, StoreError> {
+    ///
+    /// A job whose lease expired on its `max_attempts`-th attempt is marked `failed` instead of
+    /// being taken again: an image that kills its worker (out of memory, a crash in a parser)
+    /// would otherwise take down one worker after another forever.
+    pub async fn claim(
+        &self,
+        worker: &str,
+        lease: Duration,
+        max_attempts: u32,
+    ) -> Result<Option<Job>, StoreError> {
         const WHAT: &str = "claim job";
         let now = now_ms();
         let lease_until = now.saturating_add(ms(lease));
+        let lost = format!(
+            "gave up after {max_attempts} attempts: the worker lost its lease on the last one \
+             (crashed or killed mid-scan)"
+        );
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query(WHAT))?;
+            sqlx::query(
+                "UPDATE jobs SET status = 'failed', lease_until = NULL, last_error = $1, \
+                 updated_at = $2 WHERE status = 'running' AND lease_until < $2 AND attempts >= $3",
+            )
+            .bind(&lost)
+            .bind(now)
+            .bind(i64::from(max_attempts))
+            .execute(&mut *tx)
+            .await
+            .map_err(query(WHAT))?;
             let row = sqlx::query(claim_sql(pool))
                 .bind(worker)
                 .bind(lease_until)
                 .bind(now)
+                .bind(i64::from(max_attempts))
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(query(WHAT))?;
@@ -407,6 +471,128 @@ impl Store {
         self.held(affected, id, worker).await.map(|()| outcome)
     }
 
+    /// Gives a running job back (graceful shutdown): queued again, claimable at once by any
+    /// worker, and the attempt is not counted since the scan was interrupted, not failed.
+    pub async fn release(&self, id: i64, worker: &str) -> Result<(), StoreError> {
+        const WHAT: &str = "release job";
+        let now = now_ms();
+        let affected = with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL, \
+                 not_before = $1, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+                 updated_at = $1 WHERE id = $2 AND worker = $3 AND status = 'running'",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await
+            .map_err(query(WHAT))?
+            .rows_affected()
+        });
+        self.held(affected, id, worker).await
+    }
+
+    /// Records the manifest digest a worker resolved for a job queued by tag, unless that digest
+    /// is already being scanned or was scanned under the job's policy bundle: then the job is
+    /// done at once and the caller drops it. Serialised with [`Store::enqueue`] on the same
+    /// (digest, policy bundle), so two jobs never scan one digest at the same time.
+    ///
+    /// A job that already has a digest keeps it: the same digest again is [`DigestOutcome::Set`],
+    /// another one is [`StoreError::DigestMismatch`].
+    pub async fn resolve_digest(
+        &self,
+        id: i64,
+        worker: &str,
+        digest: &str,
+    ) -> Result<DigestOutcome, StoreError> {
+        const WHAT: &str = "resolve job digest";
+        let now = now_ms();
+        let outcome = with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.map_err(query(WHAT))?;
+            let held: Option<(String, Option<String>)> = sqlx::query_as(
+                "SELECT policy_digest, digest FROM jobs \
+                 WHERE id = $1 AND worker = $2 AND status = 'running'",
+            )
+            .bind(id)
+            .bind(worker)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query(WHAT))?;
+            let Some((policy_digest, stored)) = held else {
+                tx.rollback().await.map_err(query(WHAT))?;
+                return self.held(0, id, worker).await.map(|()| DigestOutcome::Set);
+            };
+            if let Some(stored) = stored {
+                tx.rollback().await.map_err(query(WHAT))?;
+                if stored == digest {
+                    return Ok(DigestOutcome::Set);
+                }
+                return Err(StoreError::DigestMismatch {
+                    job: id,
+                    stored,
+                    resolved: digest.to_owned(),
+                });
+            }
+            let key = format!("{digest} {policy_digest}");
+            pool.lock_key(&mut tx, &key).await.map_err(query(WHAT))?;
+            let active = sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM jobs WHERE digest = $1 AND policy_digest = $2 \
+                 AND status IN ('queued', 'running') AND id <> $3 ORDER BY id LIMIT 1",
+            )
+            .bind(digest)
+            .bind(&policy_digest)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query(WHAT))?;
+            let outcome = match active {
+                Some(job) => DigestOutcome::Duplicate { job },
+                None => {
+                    let scanned = sqlx::query_scalar::<_, i64>(
+                        "SELECT COUNT(*) FROM results WHERE manifest_digest = $1 AND policy_digest = $2",
+                    )
+                    .bind(digest)
+                    .bind(&policy_digest)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(query(WHAT))?
+                        > 0;
+                    if scanned { DigestOutcome::AlreadyScanned } else { DigestOutcome::Set }
+                }
+            };
+            // The digest is recorded in every case, so the job says which image it stood for; a
+            // done job is outside the one-active-job-per-digest index.
+            let status = match outcome {
+                DigestOutcome::Set => "running",
+                DigestOutcome::Duplicate { .. } | DigestOutcome::AlreadyScanned => "done",
+            };
+            // `worker` and `status` again: a compare-and-set in case the lease expired and another
+            // worker took the job since the read above.
+            let affected = sqlx::query(
+                "UPDATE jobs SET digest = $1, status = $2, \
+                 lease_until = CASE WHEN $2 = 'running' THEN lease_until ELSE NULL END, \
+                 updated_at = $3 WHERE id = $4 AND worker = $5 AND status = 'running'",
+            )
+            .bind(digest)
+            .bind(status)
+            .bind(now)
+            .bind(id)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await
+            .map_err(query(WHAT))?
+            .rows_affected();
+            if affected == 0 {
+                tx.rollback().await.map_err(query(WHAT))?;
+                return self.held(0, id, worker).await.map(|()| outcome);
+            }
+            tx.commit().await.map_err(query(WHAT))?;
+            outcome
+        });
+        Ok(outcome)
+    }
+
     /// Ok when the update touched the job; otherwise `LeaseLost` or `NotFound`.
     async fn held(&self, affected: u64, id: i64, worker: &str) -> Result<(), StoreError> {
         if affected > 0 {
@@ -425,30 +611,37 @@ impl Store {
     pub async fn job(&self, id: i64) -> Result<Option<JobView>, StoreError> {
         const WHAT: &str = "read job";
         with_pool!(self, pool => {
-            let row = sqlx::query(
-                "SELECT id, image_ref, digest, event_id, source, policy_digest, status, attempts, \
-                 not_before, lease_until, worker, last_error, created_at, updated_at \
-                 FROM jobs WHERE id = $1",
-            )
-            .bind(id)
+            let row = sqlx::query(concat!("SELECT ", job_view_columns!(), " FROM jobs WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(query(WHAT))?;
+            let Some(row) = row else { return Ok(None) };
+            Ok(Some(job_view_from_row!(row, WHAT)))
+        })
+    }
+
+    /// The newest job for (manifest digest, policy bundle), whatever its status: what became of
+    /// the last scan asked for this image.
+    pub async fn latest_job_for(
+        &self,
+        digest: &str,
+        policy_digest: &str,
+    ) -> Result<Option<JobView>, StoreError> {
+        const WHAT: &str = "read latest job for digest";
+        with_pool!(self, pool => {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                job_view_columns!(),
+                " FROM jobs WHERE digest = $1 AND policy_digest = $2 ORDER BY id DESC LIMIT 1"
+            ))
+            .bind(digest)
+            .bind(policy_digest)
             .fetch_optional(pool)
             .await
             .map_err(query(WHAT))?;
             let Some(row) = row else { return Ok(None) };
-            let status: String = row.try_get("status").map_err(query(WHAT))?;
-            let attempts: i64 = row.try_get("attempts").map_err(query(WHAT))?;
-            Ok(Some(JobView {
-                id: row.try_get("id").map_err(query(WHAT))?,
-                spec: spec_from_row!(row, WHAT),
-                status: JobStatus::parse(&status)?,
-                attempts: to_u32(attempts, "jobs.attempts")?,
-                not_before_ms: row.try_get("not_before").map_err(query(WHAT))?,
-                lease_until_ms: row.try_get("lease_until").map_err(query(WHAT))?,
-                worker: row.try_get("worker").map_err(query(WHAT))?,
-                last_error: row.try_get("last_error").map_err(query(WHAT))?,
-                created_at_ms: row.try_get("created_at").map_err(query(WHAT))?,
-                updated_at_ms: row.try_get("updated_at").map_err(query(WHAT))?,
-            }))
+            Ok(Some(job_view_from_row!(row, WHAT)))
         })
     }
 

@@ -9,14 +9,18 @@
 //!   into place, so a reader sees a whole entry or none. A corrupt or truncated entry is a miss:
 //!   it is removed and the layer is walked again.
 //! - [`Store`], the database of `gantry serve`: the durable job queue ([`Store::enqueue`],
-//!   [`Store::claim`], [`Store::complete`], [`Store::fail`]) and the verdicts, reports, SBOMs and
-//!   tags per image ([`Store::put_result`], [`Store::verdict`], [`Store::sbom`],
-//!   [`Store::images`]). SQLite (one file, the default) or Postgres (several replicas) through
-//!   `sqlx`, same SQL for both; the schema is embedded and migrated on open.
+//!   [`Store::claim`], [`Store::resolve_digest`], [`Store::complete`], [`Store::fail`],
+//!   [`Store::release`]), the verdicts, reports, SBOMs and tags per image ([`Store::put_result`],
+//!   [`Store::verdict`], [`Store::sbom`], [`Store::images`], [`Store::stale_results`]) and the
+//!   outbox of notifications to send ([`Store::enqueue_notification`],
+//!   [`Store::claim_notification`]). SQLite (one file, the default) or Postgres (several
+//!   replicas) through `sqlx`, same SQL for both; the schema is embedded and migrated on open.
 //!
 //! The queue delivers at least once: a job is leased to one worker at a time, and a worker that
-//! dies loses its lease, after which another worker takes the job again. A digest has at most one
-//! queued or running job per policy bundle (a unique index), so it is never scanned twice at once.
+//! dies loses its lease, after which another worker takes the job again — up to the attempt
+//! limit, so an image that crashes every worker ends `failed`. A digest has at most one queued or
+//! running job per policy bundle (a unique index), so it is never scanned twice at once.
+//! Notifications are leased and retried the same way.
 //!
 //! ```
 //! use gantry_store::DirLayerCache;
@@ -29,10 +33,15 @@ mod db;
 mod error;
 mod jobs;
 mod layer_cache;
+mod notifications;
 mod results;
 
 pub use db::Store;
 pub use error::{StoreError, redact_url};
-pub use jobs::{Enqueued, FailOutcome, Job, JobSpec, JobStatus, JobView, QueueCounts, RetryPolicy};
+pub use jobs::{
+    DigestOutcome, Enqueued, FailOutcome, Job, JobSpec, JobStatus, JobView, QueueCounts,
+    RetryPolicy,
+};
 pub use layer_cache::{DirLayerCache, default_cache_dir};
+pub use notifications::{Notification, NotificationCounts};
 pub use results::{ImageSummary, ResultRecord, StoredVerdict};

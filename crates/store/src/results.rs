@@ -49,6 +49,12 @@ pub struct ImageSummary {
     pub updated_at_ms: i64,
 }
 
+/// Records that `$3` (manifest digest) was seen as `$1:$2` (repository, tag) at `$4`: the first
+/// sighting is kept, the last one moves.
+const UPSERT_TAG_SQL: &str = "INSERT INTO image_tags (repository, tag, manifest_digest, first_seen, \
+     last_seen) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (repository, tag, manifest_digest) \
+     DO UPDATE SET last_seen = excluded.last_seen";
+
 impl Store {
     /// Stores (or replaces) the verdict and report for (manifest digest, policy bundle), the SBOM
     /// when given, and adds the tags. One transaction: readers see all of it or none.
@@ -89,11 +95,7 @@ impl Store {
                 .map_err(query(WHAT))?;
             }
             for tag in &record.tags {
-                sqlx::query(
-                    "INSERT INTO image_tags (repository, tag, manifest_digest, first_seen, last_seen) \
-                     VALUES ($1, $2, $3, $4, $4) ON CONFLICT (repository, tag, manifest_digest) \
-                     DO UPDATE SET last_seen = excluded.last_seen",
-                )
+                sqlx::query(UPSERT_TAG_SQL)
                 .bind(&record.repository)
                 .bind(tag)
                 .bind(&record.manifest_digest)
@@ -141,12 +143,88 @@ impl Store {
         let Some(mut verdict) = found else {
             return Ok(None);
         };
-        verdict.tags = self
-            .tags_by_digest(&verdict.repository)
-            .await?
-            .remove(manifest_digest)
-            .unwrap_or_default();
+        verdict.tags = self.tags(&verdict.repository, manifest_digest).await?;
         Ok(Some(verdict))
+    }
+
+    /// Records that `manifest_digest` was seen under `repository:tag` (a push, or a worker
+    /// resolving a tag): added to the tags already known, or its last sighting moved to now.
+    pub async fn add_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        manifest_digest: &str,
+    ) -> Result<(), StoreError> {
+        const WHAT: &str = "add tag";
+        let now = now_ms();
+        with_pool!(self, pool => {
+            sqlx::query(UPSERT_TAG_SQL)
+                .bind(repository)
+                .bind(tag)
+                .bind(manifest_digest)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(query(WHAT))
+        })
+    }
+
+    /// Images to re-evaluate under a new policy bundle: manifest digests with a verdict under
+    /// some other bundle but none under `policy_digest`, each with its most recently stored
+    /// result (whose report holds the facts to evaluate again). At most `limit`, by digest; call
+    /// again after storing their new verdicts to get the next ones.
+    pub async fn stale_results(
+        &self,
+        policy_digest: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredVerdict>, StoreError> {
+        const WHAT: &str = "list stale results";
+        // The newest other result per digest: no other result for that digest is newer (ties on
+        // the same millisecond go to the greater policy digest, so exactly one row wins).
+        let rows: Vec<(String, String, String, String, String, String, i64)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT r.manifest_digest, r.policy_digest, r.verdict_json, r.report_json, \
+                 r.decision, r.repository, r.updated_at FROM results r \
+                 WHERE r.policy_digest <> $1 \
+                 AND NOT EXISTS (SELECT 1 FROM results c \
+                     WHERE c.manifest_digest = r.manifest_digest AND c.policy_digest = $1) \
+                 AND NOT EXISTS (SELECT 1 FROM results n \
+                     WHERE n.manifest_digest = r.manifest_digest AND n.policy_digest <> $1 \
+                     AND (n.updated_at > r.updated_at \
+                          OR (n.updated_at = r.updated_at AND n.policy_digest > r.policy_digest))) \
+                 ORDER BY r.manifest_digest LIMIT $2",
+            )
+            .bind(policy_digest)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(query(WHAT))?
+        });
+        let mut stale = Vec::with_capacity(rows.len());
+        for (
+            manifest_digest,
+            policy_digest,
+            verdict_json,
+            report_json,
+            decision,
+            repository,
+            updated_at_ms,
+        ) in rows
+        {
+            let tags = self.tags(&repository, &manifest_digest).await?;
+            stale.push(StoredVerdict {
+                manifest_digest,
+                policy_digest,
+                verdict_json,
+                report_json,
+                decision,
+                repository,
+                tags,
+                updated_at_ms,
+            });
+        }
+        Ok(stale)
     }
 
     /// The CycloneDX SBOM stored for a manifest digest, if any.
@@ -191,6 +269,26 @@ impl Store {
                 },
             )
             .collect())
+    }
+
+    /// Tags of one digest in a repository, sorted.
+    async fn tags(
+        &self,
+        repository: &str,
+        manifest_digest: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        const WHAT: &str = "read tags";
+        with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT tag FROM image_tags WHERE repository = $1 AND manifest_digest = $2 \
+                 ORDER BY tag",
+            )
+            .bind(repository)
+            .bind(manifest_digest)
+            .fetch_all(pool)
+            .await
+            .map_err(query(WHAT))
+        })
     }
 
     /// Tags per digest in a repository, each list sorted.

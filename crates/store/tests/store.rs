@@ -1,18 +1,27 @@
-//! The store against a real SQLite file (and a real Postgres when `GANTRY_TEST_POSTGRES_URL` is set).
+//! The store against real databases: every backend-independent scenario runs twice, on an
+//! SQLite file and on a PostgreSQL server started for it by gantry-testkit's
+//! [`PostgresHarness`] (Debian's `postgresql` must be installed; scripts/test.sh does). Set
+//! `GANTRY_TEST_POSTGRES_URL` to use an existing server instead: each scenario then creates (and
+//! first drops) its own database `gantry_test_<scenario>` there.
 
 // Helpers shared by the tests sit outside `#[test]` fns, where clippy.toml does not reach.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gantry_store::{
-    FailOutcome, JobSpec, JobStatus, QueueCounts, ResultRecord, RetryPolicy, Store, StoreError,
+    DigestOutcome, FailOutcome, JobSpec, JobStatus, NotificationCounts, QueueCounts, ResultRecord,
+    RetryPolicy, Store, StoreError,
 };
+use gantry_testkit::PostgresHarness;
 use tokio::sync::Mutex;
 
 const LEASE: Duration = Duration::from_secs(30);
+const MAX_ATTEMPTS: u32 = 3;
+const POLICY: &str = "sha256:policy";
 
 fn spec(image: &str, digest: Option<&str>, event: Option<&str>) -> JobSpec {
     JobSpec {
@@ -20,14 +29,14 @@ fn spec(image: &str, digest: Option<&str>, event: Option<&str>) -> JobSpec {
         digest: digest.map(str::to_owned),
         event_id: event.map(str::to_owned),
         source: "distribution".to_owned(),
-        policy_digest: "sha256:policy".to_owned(),
+        policy_digest: POLICY.to_owned(),
     }
 }
 
 fn result(digest: &str, tags: &[&str], decision: &str) -> ResultRecord {
     ResultRecord {
         manifest_digest: digest.to_owned(),
-        policy_digest: "sha256:policy".to_owned(),
+        policy_digest: POLICY.to_owned(),
         verdict_json: format!(r#"{{"decision":"{decision}"}}"#),
         report_json: "{}".to_owned(),
         sbom_json: Some(format!(
@@ -39,18 +48,97 @@ fn result(digest: &str, tags: &[&str], decision: &str) -> ResultRecord {
     }
 }
 
-async fn sqlite() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("gantry.db").display()
-    );
-    let store = Store::open(&url).await.unwrap();
-    assert_eq!(store.backend(), "sqlite");
-    (dir, store)
+/// An empty database of either backend, and what keeps it alive.
+struct Db {
+    // Declared first so it is dropped (connections closed) before the server stops.
+    store: Store,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    _postgres: Option<PostgresHarness>,
 }
 
-async fn enqueue_dedupes_by_event_and_digest(store: &Store) {
+impl Db {
+    async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("gantry.db").display()
+        );
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.backend(), "sqlite");
+        Db {
+            store,
+            url,
+            _dir: Some(dir),
+            _postgres: None,
+        }
+    }
+
+    async fn postgres(scenario: &str) -> Db {
+        let (url, harness) = match std::env::var("GANTRY_TEST_POSTGRES_URL") {
+            Ok(server) => (external_database(&server, scenario).await, None),
+            Err(_) => {
+                let harness = tokio::task::spawn_blocking(PostgresHarness::start)
+                    .await
+                    .unwrap()
+                    // Display, not Debug: the message says what to install.
+                    .unwrap_or_else(|e| panic!("{e}"));
+                (harness.url(), Some(harness))
+            }
+        };
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.backend(), "postgres");
+        Db {
+            store,
+            url,
+            _dir: None,
+            _postgres: harness,
+        }
+    }
+
+    /// Another handle on the same database, as a second replica (or process) would open it.
+    async fn another_replica(&self) -> Store {
+        Store::open(&self.url).await.unwrap()
+    }
+}
+
+/// A fresh database for `scenario` on the server at `url`; its URL.
+async fn external_database(url: &str, scenario: &str) -> String {
+    use sqlx::Executor;
+    // Postgres truncates identifiers to 63 bytes; the URL must name the truncated one.
+    let name: String = format!("gantry_test_{scenario}").chars().take(63).collect();
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    for sql in [
+        format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+        format!(r#"CREATE DATABASE "{name}""#),
+    ] {
+        pool.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+    }
+    pool.close().await;
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority = base.find("://").unwrap() + 3;
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |i| authority + i);
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{}/{name}{query}", &base[..path])
+}
+
+/// Waits for a job to become claimable (a backoff or an expired lease) and claims it.
+async fn claim_eventually(store: &Store, worker: &str, lease: Duration) -> gantry_store::Job {
+    for _ in 0..500 {
+        if let Some(job) = store.claim(worker, lease, MAX_ATTEMPTS).await.unwrap() {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no job became claimable within 5 s");
+}
+
+async fn enqueue_dedupes_by_event_and_digest(db: &Db) {
+    let store = &db.store;
     let first = store
         .enqueue(spec("r/app:1", Some("sha256:a"), Some("ev-1")))
         .await
@@ -78,7 +166,11 @@ async fn enqueue_dedupes_by_event_and_digest(store: &Store) {
     assert!(!t1.deduplicated && !t2.deduplicated && t1.id != t2.id);
 
     // Once a verdict exists (job done), the digest is not queued again.
-    let job = store.claim("w", LEASE).await.unwrap().unwrap();
+    let job = store
+        .claim("w", LEASE, MAX_ATTEMPTS)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.id, first.id);
     store
         .put_result(&result("sha256:a", &["1"], "allow"))
@@ -106,15 +198,8 @@ async fn enqueue_dedupes_by_event_and_digest(store: &Store) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_enqueue_dedupes_by_event_and_digest() {
-    let (_dir, store) = sqlite().await;
-    enqueue_dedupes_by_event_and_digest(&store).await;
-}
-
-#[tokio::test]
-async fn claim_takes_oldest_ready_job_first() {
-    let (_dir, store) = sqlite().await;
+async fn claim_takes_oldest_ready_job_first(db: &Db) {
+    let store = &db.store;
     let mut ids = Vec::new();
     for i in 0..5 {
         let d = format!("sha256:{i}");
@@ -127,18 +212,29 @@ async fn claim_takes_oldest_ready_job_first() {
         );
     }
     for expected in &ids {
-        let job = store.claim("w", LEASE).await.unwrap().unwrap();
+        let job = store
+            .claim("w", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(job.id, *expected);
         assert_eq!(job.attempts, 1);
     }
-    assert!(store.claim("w", LEASE).await.unwrap().is_none());
+    assert!(
+        store
+            .claim("w", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let view = store.job(ids[0]).await.unwrap().unwrap();
     assert_eq!(view.status, JobStatus::Running);
     assert_eq!(view.worker.as_deref(), Some("w"));
     assert!(store.job(9999).await.unwrap().is_none());
 }
 
-async fn concurrent_claimers_never_share_a_job(store: &Store) {
+async fn concurrent_claimers_never_share_a_job(db: &Db) {
+    let store = &db.store;
     const JOBS: usize = 500;
     const WORKERS: usize = 8;
     for i in 0..JOBS {
@@ -152,7 +248,7 @@ async fn concurrent_claimers_never_share_a_job(store: &Store) {
         let seen = Arc::clone(&seen);
         tasks.push(tokio::spawn(async move {
             let worker = format!("worker-{w}");
-            while let Some(job) = store.claim(&worker, LEASE).await.unwrap() {
+            while let Some(job) = store.claim(&worker, LEASE, MAX_ATTEMPTS).await.unwrap() {
                 seen.lock().await.push(job.id);
                 store.complete(job.id, &worker).await.unwrap();
             }
@@ -176,15 +272,8 @@ async fn concurrent_claimers_never_share_a_job(store: &Store) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn sqlite_concurrent_claimers_never_share_a_job() {
-    let (_dir, store) = sqlite().await;
-    concurrent_claimers_never_share_a_job(&store).await;
-}
-
-#[tokio::test]
-async fn expired_lease_is_reclaimed_after_a_crash() {
-    let (_dir, store) = sqlite().await;
+async fn expired_lease_is_reclaimed_after_a_crash(db: &Db) {
+    let store = &db.store;
     let id = store
         .enqueue(spec("r/app", Some("sha256:crash"), None))
         .await
@@ -193,18 +282,26 @@ async fn expired_lease_is_reclaimed_after_a_crash() {
     {
         // The worker takes the job and dies without completing it.
         let job = store
-            .claim("doomed", Duration::from_millis(100))
+            .claim("doomed", Duration::from_millis(100), MAX_ATTEMPTS)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(job.id, id);
     }
     assert!(
-        store.claim("other", LEASE).await.unwrap().is_none(),
+        store
+            .claim("other", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .is_none(),
         "lease still held"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let job = store.claim("other", LEASE).await.unwrap().unwrap();
+    let job = store
+        .claim("other", LEASE, MAX_ATTEMPTS)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((job.id, job.attempts), (id, 2));
     // The dead worker's late calls are refused.
     assert!(matches!(
@@ -223,9 +320,8 @@ async fn expired_lease_is_reclaimed_after_a_crash() {
     ));
 }
 
-#[tokio::test]
-async fn failure_backs_off_then_fails_for_good() {
-    let (_dir, store) = sqlite().await;
+async fn failure_backs_off_then_fails_for_good(db: &Db) {
+    let store = &db.store;
     let retry = RetryPolicy {
         max_attempts: 3,
         base_backoff: Duration::from_millis(100),
@@ -237,7 +333,7 @@ async fn failure_backs_off_then_fails_for_good() {
         .id;
     for attempt in 1..=3u32 {
         let job = loop {
-            if let Some(job) = store.claim("w", LEASE).await.unwrap() {
+            if let Some(job) = store.claim("w", LEASE, MAX_ATTEMPTS).await.unwrap() {
                 break job;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -260,7 +356,13 @@ async fn failure_backs_off_then_fails_for_good() {
                 + wait;
             assert!(not_before_ms >= floor, "backoff {wait} ms respected");
             // Not claimable during the backoff.
-            assert!(store.claim("w", LEASE).await.unwrap().is_none());
+            assert!(
+                store
+                    .claim("w", LEASE, MAX_ATTEMPTS)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
         } else {
             assert_eq!(outcome, FailOutcome::Failed);
         }
@@ -284,7 +386,8 @@ async fn failure_backs_off_then_fails_for_good() {
     );
 }
 
-async fn results_upsert_and_tags_accumulate(store: &Store) {
+async fn results_upsert_and_tags_accumulate(db: &Db) {
+    let store = &db.store;
     assert!(
         store
             .verdict("sha256:r", "sha256:policy")
@@ -342,12 +445,6 @@ async fn results_upsert_and_tags_accumulate(store: &Store) {
 }
 
 #[tokio::test]
-async fn sqlite_results_upsert_and_tags_accumulate() {
-    let (_dir, store) = sqlite().await;
-    results_upsert_and_tags_accumulate(&store).await;
-}
-
-#[tokio::test]
 async fn queue_and_results_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gantry.db");
@@ -364,7 +461,7 @@ async fn queue_and_results_survive_a_restart() {
             .unwrap()
             .id;
         store
-            .claim("before", Duration::from_millis(50))
+            .claim("before", Duration::from_millis(50), MAX_ATTEMPTS)
             .await
             .unwrap()
             .unwrap();
@@ -403,8 +500,18 @@ async fn queue_and_results_survive_a_restart() {
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut got = vec![
-        store.claim("after", LEASE).await.unwrap().unwrap().id,
-        store.claim("after", LEASE).await.unwrap().unwrap().id,
+        store
+            .claim("after", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        store
+            .claim("after", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
     ];
     got.sort_unstable();
     assert_eq!(got, [running, queued]);
@@ -422,30 +529,811 @@ async fn open_rejects_unknown_urls_and_hides_passwords() {
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
 
-/// Runs the backend-independent checks on Postgres; skipped unless `GANTRY_TEST_POSTGRES_URL`
-/// names a throwaway database (the tables are dropped first).
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn postgres_when_configured() {
-    let Ok(url) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
-        return;
+/// A job whose worker dies on every attempt (an image that crashes or OOM-kills the scanner)
+/// ends `failed` after the last attempt instead of being handed to worker after worker.
+async fn job_that_kills_its_worker_every_time_ends_failed(db: &Db) {
+    let store = &db.store;
+    let short = Duration::from_millis(50);
+    let id = store
+        .enqueue(spec("r/app", Some("sha256:poison"), None))
+        .await
+        .unwrap()
+        .id;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let job = claim_eventually(store, &format!("victim-{attempt}"), short).await;
+        assert_eq!((job.id, job.attempts), (id, attempt));
+        // The worker dies: no heartbeat, no fail, no complete.
+    }
+    let healthy = store
+        .enqueue(spec("r/app", Some("sha256:healthy"), None))
+        .await
+        .unwrap()
+        .id;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The same claim retires the poison job and takes the next one.
+    let next = store
+        .claim("survivor", LEASE, MAX_ATTEMPTS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.id, healthy);
+    let view = store.job(id).await.unwrap().unwrap();
+    assert_eq!(view.status, JobStatus::Failed);
+    assert_eq!(view.attempts, MAX_ATTEMPTS);
+    assert_eq!(view.lease_until_ms, None);
+    let error = view.last_error.unwrap();
+    assert!(
+        error.contains("lost its lease") && error.contains(&MAX_ATTEMPTS.to_string()),
+        "{error}"
+    );
+    assert!(
+        store
+            .claim("survivor", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store.complete(id, "victim-3").await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert_eq!(store.counts().await.unwrap().failed, 1);
+    // A later push may try the digest again.
+    assert!(
+        !store
+            .enqueue(spec("r/app", Some("sha256:poison"), None))
+            .await
+            .unwrap()
+            .deduplicated
+    );
+}
+
+/// Graceful shutdown gives the job back at once, and the interrupted attempt does not count.
+async fn release_requeues_without_counting_the_attempt(db: &Db) {
+    let store = &db.store;
+    let id = store
+        .enqueue(spec("r/app", Some("sha256:rel"), None))
+        .await
+        .unwrap()
+        .id;
+    let job = store
+        .claim("stopping", LEASE, MAX_ATTEMPTS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.attempts, 1);
+    assert!(matches!(
+        store.release(id, "someone-else").await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    store.release(id, "stopping").await.unwrap();
+    let view = store.job(id).await.unwrap().unwrap();
+    assert_eq!(view.status, JobStatus::Queued);
+    assert_eq!(
+        (view.attempts, view.worker, view.lease_until_ms),
+        (0, None, None)
+    );
+    // The digest stays taken while queued: a new push dedupes to it.
+    let again = store
+        .enqueue(spec("r/app", Some("sha256:rel"), None))
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.deduplicated), (id, true));
+    // Claimable now, by another replica's worker, as a first attempt.
+    let job = store
+        .claim("next", LEASE, MAX_ATTEMPTS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((job.id, job.attempts), (id, 1));
+    // The released worker's late calls are refused.
+    assert!(matches!(
+        store.complete(id, "stopping").await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store.release(id, "stopping").await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store.release(4242, "next").await,
+        Err(StoreError::NotFound { job: 4242 })
+    ));
+    store.complete(id, "next").await.unwrap();
+}
+
+async fn resolve_digest_sets_or_absorbs_duplicates(db: &Db) {
+    let store = &db.store;
+    const X: &str = "sha256:x";
+    let tag_job = |tag: &str| spec(&format!("r/app:{tag}"), None, None);
+    let a = store.enqueue(tag_job("a")).await.unwrap().id;
+    let b = store.enqueue(tag_job("b")).await.unwrap().id;
+    let c = store.enqueue(tag_job("c")).await.unwrap().id;
+    let d = store.enqueue(tag_job("d")).await.unwrap().id;
+
+    assert_eq!(
+        store
+            .claim("w1", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        a
+    );
+    assert_eq!(
+        store.resolve_digest(a, "w1", X).await.unwrap(),
+        DigestOutcome::Set
+    );
+    let view = store.job(a).await.unwrap().unwrap();
+    assert_eq!(
+        (view.status, view.spec.digest.as_deref()),
+        (JobStatus::Running, Some(X))
+    );
+    // Idempotent for the same digest; another digest is refused.
+    assert_eq!(
+        store.resolve_digest(a, "w1", X).await.unwrap(),
+        DigestOutcome::Set
+    );
+    assert!(matches!(
+        store.resolve_digest(a, "w1", "sha256:y").await,
+        Err(StoreError::DigestMismatch { job, .. }) if job == a
+    ));
+    assert!(matches!(
+        store.resolve_digest(a, "intruder", X).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store.resolve_digest(777, "w1", X).await,
+        Err(StoreError::NotFound { job: 777 })
+    ));
+    // A push naming the digest now dedupes to the job that resolved it.
+    let pushed = store.enqueue(spec("r/app", Some(X), None)).await.unwrap();
+    assert_eq!((pushed.id, pushed.deduplicated), (a, true));
+
+    // Another tag of the same image, while `a` scans it: absorbed.
+    assert_eq!(
+        store
+            .claim("w2", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        b
+    );
+    assert_eq!(
+        store.resolve_digest(b, "w2", X).await.unwrap(),
+        DigestOutcome::Duplicate { job: a }
+    );
+    let view = store.job(b).await.unwrap().unwrap();
+    assert_eq!(
+        (view.status, view.spec.digest.as_deref()),
+        (JobStatus::Done, Some(X))
+    );
+    assert!(matches!(
+        store.complete(b, "w2").await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+
+    store.put_result(&result(X, &["a"], "allow")).await.unwrap();
+    store.complete(a, "w1").await.unwrap();
+    // Once the verdict is stored: already scanned.
+    assert_eq!(
+        store
+            .claim("w3", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        c
+    );
+    assert_eq!(
+        store.resolve_digest(c, "w3", X).await.unwrap(),
+        DigestOutcome::AlreadyScanned
+    );
+    assert_eq!(store.job(c).await.unwrap().unwrap().status, JobStatus::Done);
+
+    // Under another policy bundle the same digest is another scan.
+    let mut other_policy = tag_job("e");
+    other_policy.policy_digest = "sha256:policy2".to_owned();
+    let e = store.enqueue(other_policy).await.unwrap().id;
+    assert_eq!(
+        store
+            .claim("w4", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        d
+    );
+    assert_eq!(
+        store.resolve_digest(d, "w4", "sha256:z").await.unwrap(),
+        DigestOutcome::Set
+    );
+    assert_eq!(
+        store
+            .claim("w5", LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        e
+    );
+    assert_eq!(
+        store.resolve_digest(e, "w5", X).await.unwrap(),
+        DigestOutcome::Set
+    );
+    // A released job keeps its resolved digest, and with it the dedupe.
+    store.release(d, "w4").await.unwrap();
+    let pushed = store
+        .enqueue(spec("r/app", Some("sha256:z"), None))
+        .await
+        .unwrap();
+    assert_eq!((pushed.id, pushed.deduplicated), (d, true));
+}
+
+/// Many workers resolve tags to one digest while pushes of that digest arrive: exactly one job
+/// ends up scanning it, and everyone else points at that job.
+async fn resolve_digest_races_with_enqueue(db: &Db) {
+    const TAG_JOBS: usize = 12;
+    const PUSHES: usize = 6;
+    const DIGEST: &str = "sha256:contended";
+    let replica = db.another_replica().await;
+    let mut held = Vec::new();
+    for i in 0..TAG_JOBS {
+        let store = if i % 2 == 0 { &db.store } else { &replica };
+        store
+            .enqueue(spec(&format!("r/app:{i}"), None, None))
+            .await
+            .unwrap();
+        let worker = format!("w{i}");
+        let job = store
+            .claim(&worker, LEASE, MAX_ATTEMPTS)
+            .await
+            .unwrap()
+            .unwrap();
+        held.push((job.id, worker));
+    }
+    let mut tasks = Vec::new();
+    for (i, (id, worker)) in held.iter().cloned().enumerate() {
+        let store = if i % 2 == 0 {
+            db.store.clone()
+        } else {
+            replica.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            (
+                Some(id),
+                store.resolve_digest(id, &worker, DIGEST).await.unwrap(),
+                None,
+            )
+        }));
+    }
+    for i in 0..PUSHES {
+        let store = if i % 2 == 0 {
+            db.store.clone()
+        } else {
+            replica.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let e = store
+                .enqueue(spec("r/app", Some(DIGEST), None))
+                .await
+                .unwrap();
+            (None, DigestOutcome::Set, Some(e))
+        }));
+    }
+    let mut scanners = Vec::new();
+    let mut pointers = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (Some(id), DigestOutcome::Set, None) => scanners.push(id),
+            (Some(_), DigestOutcome::Duplicate { job }, None) => pointers.push(job),
+            (None, _, Some(e)) if !e.deduplicated => scanners.push(e.id),
+            (None, _, Some(e)) => pointers.push(e.id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(scanners.len(), 1, "one scan of the digest: {scanners:?}");
+    assert!(pointers.iter().all(|p| *p == scanners[0]), "{pointers:?}");
+    let active = db.store.latest_job_for(DIGEST, POLICY).await.unwrap();
+    let mut active_ids = Vec::new();
+    for (id, _) in &held {
+        let view = db.store.job(*id).await.unwrap().unwrap();
+        if matches!(view.status, JobStatus::Queued | JobStatus::Running) {
+            active_ids.push(*id);
+        }
+    }
+    // The job that scans is a tag job (running) or a push (queued, the newest job).
+    assert!(active_ids.len() <= 1, "{active_ids:?}");
+    assert!(active.is_some());
+    replica.close().await;
+}
+
+async fn tags_are_upserted(db: &Db) {
+    let store = &db.store;
+    const D: &str = "sha256:tagged";
+    store.add_tag("library/app", "v1", D).await.unwrap();
+    let first = tag_times(db, "v1", D).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store.add_tag("library/app", "v1", D).await.unwrap();
+    let second = tag_times(db, "v1", D).await;
+    assert_eq!(first.0, second.0, "first_seen kept");
+    assert!(second.1 > first.1, "last_seen moved: {first:?} {second:?}");
+    store.add_tag("library/other", "v1", D).await.unwrap();
+    store
+        .put_result(&result(D, &["latest"], "allow"))
+        .await
+        .unwrap();
+    let verdict = store.verdict(D, POLICY).await.unwrap().unwrap();
+    assert_eq!(verdict.tags, ["latest", "v1"]);
+    // Tagged in another repository: listed there too, with that repository's tags.
+    let other = store.images("library/other").await.unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].tags, ["v1"]);
+}
+
+/// (first_seen, last_seen) of a tag of library/app, read behind the store's back.
+async fn tag_times(db: &Db, tag: &str, digest: &str) -> (i64, i64) {
+    const SQL: &str = "SELECT first_seen, last_seen FROM image_tags \
+                       WHERE repository = 'library/app' AND tag = $1 AND manifest_digest = $2";
+    if db.store.backend() == "sqlite" {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        let row = sqlx::query_as(SQL)
+            .bind(tag)
+            .bind(digest)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        row
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let row = sqlx::query_as(SQL)
+            .bind(tag)
+            .bind(digest)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        row
+    }
+}
+
+async fn stale_results_are_the_newest_result_missing_under_a_policy(db: &Db) {
+    let store = &db.store;
+    let put = |digest: &str, policy: &str, tags: &[&str]| {
+        let mut r = result(digest, tags, "allow");
+        r.policy_digest = policy.to_owned();
+        r.report_json = format!(r#"{{"facts":"{digest} under {policy}"}}"#);
+        r
     };
-    // Each scenario starts from an empty schema (they count jobs).
-    for scenario in 0..3 {
-        use sqlx::Executor;
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        pool.execute(
-            "DROP TABLE IF EXISTS image_tags, sboms, results, events, jobs, _sqlx_migrations CASCADE",
+    let tick = || tokio::time::sleep(Duration::from_millis(5));
+    // d1: old under a, newer under b → b's report.
+    store
+        .put_result(&put("sha256:d1", "sha256:a", &["1"]))
+        .await
+        .unwrap();
+    tick().await;
+    store
+        .put_result(&put("sha256:d1", "sha256:b", &["1"]))
+        .await
+        .unwrap();
+    // d2: only under a.
+    store
+        .put_result(&put("sha256:d2", "sha256:a", &[]))
+        .await
+        .unwrap();
+    // d3: already evaluated under the new policy.
+    store
+        .put_result(&put("sha256:d3", "sha256:a", &[]))
+        .await
+        .unwrap();
+    store
+        .put_result(&put("sha256:d3", "sha256:new", &[]))
+        .await
+        .unwrap();
+    // d4: newest is under a although b sorts after it.
+    store
+        .put_result(&put("sha256:d4", "sha256:b", &[]))
+        .await
+        .unwrap();
+    tick().await;
+    store
+        .put_result(&put("sha256:d4", "sha256:a", &["4", "four"]))
+        .await
+        .unwrap();
+    // d0: only under the new policy.
+    store
+        .put_result(&put("sha256:d0", "sha256:new", &[]))
+        .await
+        .unwrap();
+
+    let stale = store.stale_results("sha256:new", 10).await.unwrap();
+    let got: Vec<_> = stale
+        .iter()
+        .map(|v| (v.manifest_digest.as_str(), v.policy_digest.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("sha256:d1", "sha256:b"),
+            ("sha256:d2", "sha256:a"),
+            ("sha256:d4", "sha256:a"),
+        ]
+    );
+    assert_eq!(
+        stale[0].report_json,
+        r#"{"facts":"sha256:d1 under sha256:b"}"#
+    );
+    assert_eq!(stale[0].tags, ["1"]);
+    assert_eq!(stale[2].tags, ["4", "four"]);
+    let first = store.stale_results("sha256:new", 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].manifest_digest, "sha256:d1");
+    // Once re-evaluated, a digest is no longer stale.
+    store
+        .put_result(&put("sha256:d1", "sha256:new", &[]))
+        .await
+        .unwrap();
+    let after = store.stale_results("sha256:new", 10).await.unwrap();
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0].manifest_digest, "sha256:d2");
+    assert!(
+        store
+            .stale_results("sha256:new", 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn ping_and_latest_job_for_a_digest(db: &Db) {
+    let store = &db.store;
+    store.ping().await.unwrap();
+    assert!(
+        store
+            .latest_job_for("sha256:l", POLICY)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let retry = RetryPolicy {
+        max_attempts: 1,
+        base_backoff: Duration::from_millis(10),
+    };
+    let first = store
+        .enqueue(spec("r/app", Some("sha256:l"), None))
+        .await
+        .unwrap()
+        .id;
+    store
+        .claim("w", LEASE, MAX_ATTEMPTS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.fail(first, "w", "boom", retry).await.unwrap(),
+        FailOutcome::Failed
+    );
+    let latest = store
+        .latest_job_for("sha256:l", POLICY)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((latest.id, latest.status), (first, JobStatus::Failed));
+    let second = store
+        .enqueue(spec("r/app", Some("sha256:l"), None))
+        .await
+        .unwrap()
+        .id;
+    let latest = store
+        .latest_job_for("sha256:l", POLICY)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((latest.id, latest.status), (second, JobStatus::Queued));
+    assert!(
+        store
+            .latest_job_for("sha256:l", "sha256:policy2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn notifications_are_delivered_retried_and_reclaimed(db: &Db) {
+    let store = &db.store;
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        base_backoff: Duration::from_millis(100),
+    };
+    let n1 = store.enqueue_notification(r#"{"n":1}"#).await.unwrap();
+    let n2 = store.enqueue_notification(r#"{"n":2}"#).await.unwrap();
+    let got = store
+        .claim_notification("s1", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.id, got.payload_json.as_str(), got.attempts),
+        (n1, r#"{"n":1}"#, 1)
+    );
+    assert_eq!(
+        store
+            .claim_notification("s2", LEASE)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        n2
+    );
+    assert!(
+        store
+            .claim_notification("s3", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.notification_counts().await.unwrap(),
+        NotificationCounts {
+            delivering: 2,
+            ..NotificationCounts::default()
+        }
+    );
+
+    store.notification_delivered(n1, "s1").await.unwrap();
+    assert!(matches!(
+        store.notification_delivered(n1, "s1").await,
+        Err(StoreError::NotificationLeaseLost { notification, .. }) if notification == n1
+    ));
+    assert!(matches!(
+        store.notification_delivered(999, "s1").await,
+        Err(StoreError::NotificationNotFound { notification: 999 })
+    ));
+
+    let FailOutcome::Retrying { not_before_ms } = store
+        .notification_failed(n2, "s2", "chat answered 503", retry)
+        .await
+        .unwrap()
+    else {
+        panic!("first failure is retried")
+    };
+    assert!(not_before_ms > 0);
+    assert!(
+        store
+            .claim_notification("s3", LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "backing off"
+    );
+    let again = loop {
+        if let Some(n) = store.claim_notification("s3", LEASE).await.unwrap() {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!((again.id, again.attempts), (n2, 2));
+    assert!(matches!(
+        store.notification_failed(n2, "s2", "late", retry).await,
+        Err(StoreError::NotificationLeaseLost { .. })
+    ));
+    assert_eq!(
+        store
+            .notification_failed(n2, "s3", "chat answered 503", retry)
+            .await
+            .unwrap(),
+        FailOutcome::Failed
+    );
+
+    // A sender that dies loses its lease; another sends it again.
+    let n3 = store.enqueue_notification(r#"{"n":3}"#).await.unwrap();
+    let dying = store
+        .claim_notification("dead", Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dying.id, n3);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let taken = store
+        .claim_notification("s4", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((taken.id, taken.attempts), (n3, 2));
+    assert!(matches!(
+        store.notification_delivered(n3, "dead").await,
+        Err(StoreError::NotificationLeaseLost { .. })
+    ));
+    store.notification_delivered(n3, "s4").await.unwrap();
+    assert_eq!(
+        store.notification_counts().await.unwrap(),
+        NotificationCounts {
+            queued: 0,
+            delivering: 0,
+            delivered: 2,
+            failed: 1
+        }
+    );
+}
+
+/// Two replicas on one database, each with several workers, while jobs and notifications keep
+/// arriving through both: every job is completed, and every notification delivered, exactly once.
+async fn two_replicas_complete_every_job_exactly_once(db: &Db) {
+    const JOBS: usize = 200;
+    const WORKERS_PER_REPLICA: usize = 4;
+    let replicas = [db.store.clone(), db.another_replica().await];
+    let enqueued = Arc::new(AtomicBool::new(false));
+    let completed = Arc::new(Mutex::new(Vec::new()));
+    let delivered = Arc::new(Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for (r, store) in replicas.iter().enumerate() {
+        for w in 0..WORKERS_PER_REPLICA {
+            let store = store.clone();
+            let enqueued = Arc::clone(&enqueued);
+            let completed = Arc::clone(&completed);
+            let delivered = Arc::clone(&delivered);
+            workers.push(tokio::spawn(async move {
+                let worker = format!("replica-{r}-worker-{w}");
+                loop {
+                    // Read before claiming: once set, an empty queue is really empty.
+                    let done_enqueuing = enqueued.load(Ordering::SeqCst);
+                    let job = store.claim(&worker, LEASE, MAX_ATTEMPTS).await.unwrap();
+                    let note = store.claim_notification(&worker, LEASE).await.unwrap();
+                    if let Some(job) = &job {
+                        store.heartbeat(job.id, &worker, LEASE).await.unwrap();
+                        store.complete(job.id, &worker).await.unwrap();
+                        completed.lock().await.push(job.id);
+                    }
+                    if let Some(note) = &note {
+                        store
+                            .notification_delivered(note.id, &worker)
+                            .await
+                            .unwrap();
+                        delivered.lock().await.push(note.id);
+                    }
+                    if job.is_none() && note.is_none() {
+                        if done_enqueuing {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }));
+        }
+    }
+    let mut ids = HashSet::new();
+    let mut note_ids = HashSet::new();
+    for i in 0..JOBS {
+        let store = &replicas[i % 2];
+        let digest = format!("sha256:replica-{i}");
+        let e = store
+            .enqueue(spec("r/app", Some(&digest), None))
+            .await
+            .unwrap();
+        assert!(!e.deduplicated);
+        ids.insert(e.id);
+        note_ids.insert(
+            store
+                .enqueue_notification(&format!(r#"{{"job":{}}}"#, e.id))
+                .await
+                .unwrap(),
+        );
+    }
+    enqueued.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let completed = completed.lock().await;
+    assert_eq!(completed.len(), JOBS, "no job completed twice");
+    assert_eq!(completed.iter().copied().collect::<HashSet<_>>(), ids);
+    let delivered = delivered.lock().await;
+    assert_eq!(delivered.len(), JOBS, "no notification delivered twice");
+    assert_eq!(delivered.iter().copied().collect::<HashSet<_>>(), note_ids);
+    for store in &replicas {
+        assert_eq!(
+            store.counts().await.unwrap(),
+            QueueCounts {
+                done: JOBS as u64,
+                ..QueueCounts::default()
+            }
+        );
+    }
+    assert_eq!(
+        db.store.notification_counts().await.unwrap().delivered,
+        JOBS as u64
+    );
+    replicas[1].close().await;
+}
+
+/// Each scenario as a test on each backend: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    let db = super::Db::sqlite().await;
+                    super::$scenario(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $scenario() {
+                    let db = super::Db::postgres(stringify!($scenario)).await;
+                    super::$scenario(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    enqueue_dedupes_by_event_and_digest,
+    claim_takes_oldest_ready_job_first,
+    concurrent_claimers_never_share_a_job,
+    expired_lease_is_reclaimed_after_a_crash,
+    failure_backs_off_then_fails_for_good,
+    results_upsert_and_tags_accumulate,
+    job_that_kills_its_worker_every_time_ends_failed,
+    release_requeues_without_counting_the_attempt,
+    resolve_digest_sets_or_absorbs_duplicates,
+    resolve_digest_races_with_enqueue,
+    tags_are_upserted,
+    stale_results_are_the_newest_result_missing_under_a_policy,
+    ping_and_latest_job_for_a_digest,
+    notifications_are_delivered_retried_and_reclaimed,
+    two_replicas_complete_every_job_exactly_once,
+);
+
+/// A database created before the notification outbox existed (schema version 1, with data)
+/// gains it on open and keeps its jobs.
+#[tokio::test]
+async fn version_1_database_is_migrated_on_open() {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        Migrator::with_migrations(vec![Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        )])
+        .run(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO jobs (image_ref, digest, source, policy_digest, status, attempts, \
+             not_before, created_at, updated_at) \
+             VALUES ('r/old', 'sha256:old', 'api', 'sha256:policy', 'queued', 0, 0, 0, 0)",
         )
+        .execute(&pool)
         .await
         .unwrap();
         pool.close().await;
-        let store = Store::open(&url).await.unwrap();
-        assert_eq!(store.backend(), "postgres");
-        match scenario {
-            0 => enqueue_dedupes_by_event_and_digest(&store).await,
-            1 => results_upsert_and_tags_accumulate(&store).await,
-            _ => concurrent_claimers_never_share_a_job(&store).await,
-        }
-        store.close().await;
     }
+    let store = Store::open(&url).await.unwrap();
+    let job = store
+        .claim("w", LEASE, MAX_ATTEMPTS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.spec.image_ref, "r/old");
+    assert!(store.enqueue_notification("{}").await.unwrap() > 0);
+    assert_eq!(
+        store
+            .latest_job_for("sha256:old", POLICY)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        job.id
+    );
 }

@@ -10,6 +10,8 @@
 //!   distribution API; [`BuiltImage::write_docker_archive`] writes `docker save` archives.
 //! - [`RegistryHarness`] runs Debian's `docker-registry` on a free 127.0.0.1 port (optionally
 //!   with htpasswd or token auth, [`Auth`]); [`FaultyRegistry`] answers every request badly.
+//! - [`PostgresHarness`] runs a throwaway PostgreSQL cluster (Debian's `postgresql`) on a free
+//!   127.0.0.1 port, for the store's Postgres backend.
 //! - [`RegistryClient`] reads back what was pushed, independently of gantry-registry.
 //!
 //! ```no_run
@@ -37,6 +39,7 @@ mod http;
 mod image;
 mod index;
 mod layer;
+mod postgres;
 mod push;
 mod registry;
 mod token;
@@ -50,6 +53,7 @@ pub use index::{
     ATTESTATION_ARTIFACT_TYPE, BuiltIndex, IN_TOTO, IndexBuilder, OCI_EMPTY, SLSA_PROVENANCE_V02,
 };
 pub use layer::{BuiltLayer, LayerBuilder};
+pub use postgres::{POSTGRES_BIN_ENV, PostgresError, PostgresHarness};
 pub use push::{FetchedManifest, Pushed, RawResponse, RegistryClient, Target};
 pub use registry::{Auth, BINARY_ENV, RegistryHarness, RegistryOptions};
 pub use write::{Artifact, Content, DockerArchiveStyle, REF_NAME};
