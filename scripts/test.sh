@@ -4,6 +4,11 @@
 # 1. Installs what the tests talk to, when it is missing:
 #    - docker-registry: Debian's CNCF Distribution 2.8.2, started by gantry-testkit's
 #      RegistryHarness on a free 127.0.0.1 port for every registry test;
+#    - postgresql: Debian's PostgreSQL server binaries (initdb, postgres, pg_ctl), which
+#      gantry-testkit's PostgresHarness runs as a throwaway cluster in a temp dir on a free
+#      127.0.0.1 port, so every store scenario also runs on a real Postgres. Those tests fail,
+#      not skip, without it. The package's own `main` cluster is not created (a createcluster.d
+#      drop-in): nothing uses it, and it would sit on port 5432;
 #    - debootstrap, python3 with pip, npm: the SBOM exactness tests build a real Debian
 #      bookworm rootfs and real pip/npm trees once (cached under target/gantry-fixtures/);
 #    - the official CycloneDX schema validator (and Trivy, Syft, dive for comparisons), from
@@ -17,6 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 missing=()
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v npm >/dev/null || missing+=(npm)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
@@ -25,6 +31,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing Debian packages: ${missing[*]}"
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+        $sudo mkdir -p /etc/postgresql-common/createcluster.d
+        echo "create_main_cluster = false" |
+            $sudo tee /etc/postgresql-common/createcluster.d/gantry-tests.conf >/dev/null
+    fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
