@@ -28,6 +28,8 @@ pub enum Command {
     Sbom(crate::commands::sbom::SbomArgs),
     /// Work with policy bundles (`gantry policy test [DIR]`).
     Policy(crate::commands::policy::PolicyArgs),
+    /// Run the service: registry webhooks in, durable scans, verdicts and SBOMs over HTTP.
+    Serve(crate::commands::serve::ServeArgs),
 }
 
 /// Output format of `gantry scan`.

@@ -13,7 +13,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    init_tracing(cli.verbose);
+    // A service logs what it does by default; one-shot commands only warn.
+    let service = matches!(cli.command, args::Command::Serve(_));
+    init_tracing(cli.verbose, service);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,8 +37,9 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr so that stdout carries only the report. `GANTRY_LOG` (or `RUST_LOG`)
 /// takes tracing's filter syntax; `-v` raises the default from `warn` to `info`/`debug`.
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, service: bool) {
     let default = match verbose {
+        0 if service => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -47,5 +50,7 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a service's log file or journal gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

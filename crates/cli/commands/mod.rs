@@ -4,6 +4,7 @@ pub mod inspect;
 pub mod policy;
 pub mod sbom;
 mod scan;
+pub mod serve;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(args).await,
         Command::Sbom(args) => sbom::run(args).await,
         Command::Policy(args) => policy::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }
 

@@ -1,10 +1,15 @@
 //! gantry-server: the long-running Gantry service (`gantry serve`).
 //!
-//! The server will grow an HTTP layer (webhook and API routers, admin port with health and
-//! metrics), durable scan workers over the store's job queue, and Kubernetes admission. Today
-//! it holds the first step of that path, **webhook intake**: turning what registries POST into
-//! validated push events, and authenticating who POSTs it — all pure functions over bytes and
-//! headers, tested without a socket.
+//! Data flow: a registry POSTs to `/webhooks/<sender>` ([`intake`]) → the body is
+//! authenticated and parsed into push events ([`webhook`]) → one durable job per event in the
+//! store (202 after it is stored) → [`worker`]s claim jobs with a lease, scan and judge the
+//! image through gantry-gate ([`judge`]), store verdict, report and SBOM, and queue a
+//! notification ([`notify`]) → the [`api`] serves verdicts, reports, SBOMs and jobs, and
+//! `POST /v1/scan` answers within a budget → [`admin`] serves health, readiness and
+//! metrics ([`metrics`]) on a port of its own. [`config`] reads the TOML/YAML configuration;
+//! [`serve::run`] wires it together and drains on shutdown.
+//!
+//! The intake layer is pure functions over bytes and headers, tested without a socket:
 //!
 //! - [`webhook::parse`] (and one module per sender: [`webhook::distribution`],
 //!   [`webhook::harbor`], [`webhook::dockerhub`], [`webhook::gitlab`], [`webhook::quay`],
@@ -45,4 +50,17 @@
 //! # Ok::<(), webhook::WebhookError>(())
 //! ```
 
+pub mod admin;
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod intake;
+pub mod judge;
+pub mod metrics;
+pub mod notify;
+pub mod serve;
 pub mod webhook;
+pub mod worker;
+
+pub use config::{ConfigError, ServeConfig, Settings};
+pub use serve::{ServeError, run};

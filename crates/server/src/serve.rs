@@ -1,0 +1,173 @@
+//! Starting and stopping the service: open the store, bind both listeners, start workers, the
+//! notifier and the re-evaluation of stale verdicts; on shutdown stop intake first, let running
+//! scans finish (or release them), then close the admin port and the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use gantry_gate::Gate;
+use gantry_scan::{LayerCache, ScanOptions, Scanner};
+use gantry_store::{DirLayerCache, Store};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::app::{ApiError, App};
+use crate::config::{Database, Settings};
+use crate::{admin, api, intake, judge, notify, worker};
+
+/// Why the service could not start (or stopped with an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("creating {path}: {source}")]
+    Dir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("opening the store: {0}")]
+    Store(#[from] gantry_store::StoreError),
+    #[error("setting up the scanner: {0}")]
+    Scanner(#[from] gantry_scan::ScanError),
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving HTTP: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// The public router: webhooks and the API.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/webhooks/{sender}", post(intake::receive))
+        .route("/v1/images", get(api::images))
+        .route("/v1/images/{digest}/verdict", get(api::verdict))
+        .route("/v1/images/{digest}/report", get(api::report))
+        .route("/v1/images/{digest}/sbom", get(api::sbom))
+        .route(
+            "/v1/scan",
+            post(api::scan).layer(DefaultBodyLimit::max(api::MAX_SCAN_BODY_BYTES)),
+        )
+        .route("/v1/jobs/{id}", get(api::job))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .with_state(app)
+}
+
+/// Opens everything `settings` names and builds the shared state.
+pub async fn open(settings: Settings) -> Result<Arc<App>, ServeError> {
+    let mkdir = |path: &std::path::Path| {
+        std::fs::create_dir_all(path).map_err(|source| ServeError::Dir {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    mkdir(&settings.cache_dir)?;
+    let store = match &settings.database {
+        Database::SqliteFile(path) => {
+            mkdir(&settings.data_dir)?;
+            Store::open_sqlite(path).await?
+        }
+        Database::Url(url) => Store::open(url).await?,
+    };
+    let mut options = ScanOptions {
+        limits: settings.layer_limits.clone(),
+        ..ScanOptions::default()
+    };
+    if let Some(n) = settings.parallel_layers {
+        options.parallel_layers = n;
+    }
+    let cache: Arc<dyn LayerCache> = Arc::new(DirLayerCache::new(&settings.cache_dir));
+    let scanner = Scanner::new(options, Some(cache))?;
+    let gate = Gate::new(scanner, Arc::clone(&settings.policy))
+        .with_base_lookup(settings.registry.options_for(""));
+    Ok(App::new(settings, store, gate))
+}
+
+/// Runs the service until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    for source in settings.open_endpoints() {
+        tracing::warn!(
+            endpoint = format!("/webhooks/{}", source.as_str()),
+            listen = %settings.listen,
+            "webhook endpoint accepts unauthenticated callers on a non-loopback listener; set webhooks.{}.auth",
+            source.as_str()
+        );
+    }
+    let (listen, admin_listen) = (settings.listen, settings.admin_listen);
+    let public = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind { addr: listen, source })?;
+    let admin = TcpListener::bind(admin_listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: admin_listen,
+            source,
+        })?;
+    let app = open(settings).await?;
+    let public_addr = public.local_addr().map_err(ServeError::Http)?;
+    let admin_addr = admin.local_addr().map_err(ServeError::Http)?;
+    tracing::info!(
+        api = %public_addr,
+        admin = %admin_addr,
+        store = %app.settings.database.describe(),
+        policy = app.policy_digest(),
+        workers = app.settings.workers.concurrency,
+        "gantry serve listening"
+    );
+
+    let mut tasks = JoinSet::new();
+    for i in 0..app.settings.workers.concurrency {
+        tasks.spawn(worker::run(Arc::clone(&app), worker::worker_name(i)));
+    }
+    tasks.spawn(notify::run(Arc::clone(&app), worker::worker_name(usize::MAX)));
+    {
+        let app = Arc::clone(&app);
+        tasks.spawn(async move {
+            match judge::reevaluate_stale(&app).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(results = n, "re-evaluated stored verdicts under the current policy bundle"),
+                Err(e) => tracing::warn!(error = %e, "re-evaluating stored verdicts failed"),
+            }
+        });
+    }
+
+    let admin_server = {
+        let app = Arc::clone(&app);
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = Arc::clone(&stop);
+        let handle = tokio::spawn(async move {
+            axum::serve(admin, admin::router(app))
+                .with_graceful_shutdown(async move { stopped.notified().await })
+                .await
+        });
+        (handle, stop)
+    };
+
+    let drain_app = Arc::clone(&app);
+    let served = axum::serve(public, router(Arc::clone(&app)))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: stopping intake, finishing running scans");
+            drain_app.drain();
+        })
+        .await;
+    // Intake has stopped (or failed): make sure everything else drains too.
+    app.drain();
+    while tasks.join_next().await.is_some() {}
+    admin_server.1.notify_one();
+    if let Ok(Err(e)) = admin_server.0.await {
+        tracing::warn!(error = %e, "admin listener failed");
+    }
+    app.store.close().await;
+    tracing::info!("gantry serve stopped");
+    served.map_err(ServeError::Http)
+}
