@@ -24,3 +24,5 @@ mod scan;
 mod policy;
 // `gantry sbom` / `scan --sbom`: CycloneDX validity, determinism, exactness against dpkg, pip, npm.
 mod sbom;
+// gantry serve: registry notifications, API, crash/restart, burst, Postgres replicas.
+mod serve;

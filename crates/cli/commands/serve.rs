@@ -27,7 +27,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", env = "GANTRY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// sqlite://FILE or postgres://USER@HOST/DB [default: sqlite in the data dir].
-    #[arg(long, value_name = "URL", env = "GANTRY_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "GANTRY_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Policy directory [default: the built-in policies].
     #[arg(long, value_name = "DIR", env = "GANTRY_POLICY")]

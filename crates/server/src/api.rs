@@ -43,11 +43,7 @@ pub struct PolicyQuery {
     policy: Option<String>,
 }
 
-async fn stored(
-    app: &App,
-    digest: &str,
-    policy: Option<&str>,
-) -> Result<StoredVerdict, ApiError> {
+async fn stored(app: &App, digest: &str, policy: Option<&str>) -> Result<StoredVerdict, ApiError> {
     let digest = parse_digest(digest)?.to_string();
     let policy = match policy {
         Some(p) => parse_digest(p)?.to_string(),
@@ -113,7 +109,10 @@ pub async fn sbom(State(app): State<Arc<App>>, Path(digest): Path<String>) -> Ap
         .await
         .map_err(|e| ApiError::store(&e))?
         .ok_or_else(|| ApiError::not_found(format!("no SBOM for {digest}")))?;
-    Ok(json_text(sbom, "application/vnd.cyclonedx+json; version=1.6"))
+    Ok(json_text(
+        sbom,
+        "application/vnd.cyclonedx+json; version=1.6",
+    ))
 }
 
 fn json_text(body: String, content_type: &'static str) -> Response {

@@ -156,6 +156,9 @@ pub struct ScanConfig {
     pub parallel_layers: Option<usize>,
     /// `--limit` overrides by name (docs/limits.md).
     pub limits: BTreeMap<String, LimitValue>,
+    /// Pull the base image the evidence names, to tell exactly which layers are the base's
+    /// (one more registry round trip per scan; off for air-gapped registries).
+    pub base_lookup: bool,
 }
 
 impl Default for ScanConfig {
@@ -166,6 +169,7 @@ impl Default for ScanConfig {
             platform: "linux/amd64".to_string(),
             parallel_layers: None,
             limits: BTreeMap::new(),
+            base_lookup: true,
         }
     }
 }
@@ -375,6 +379,7 @@ pub struct Settings {
     pub max_budget: Duration,
     pub platform: Platform,
     pub parallel_layers: Option<usize>,
+    pub base_lookup: bool,
     pub layer_limits: gantry_layer::Limits,
     pub registry: RegistryAccess,
     /// Enabled endpoints only.
@@ -573,7 +578,10 @@ impl Settings {
             let password = secret(&key, &c.password, &c.password_env, "password")?;
             let host = c.host.trim().to_ascii_lowercase();
             if host.is_empty() || host.contains('/') {
-                return Err(invalid(key, format!("host {:?} is not a registry host", c.host)));
+                return Err(invalid(
+                    key,
+                    format!("host {:?} is not a registry host", c.host),
+                ));
             }
             credentials.insert(host, (c.username.clone(), password));
         }
@@ -643,6 +651,7 @@ impl Settings {
             max_budget: s.max_budget,
             platform,
             parallel_layers: s.parallel_layers,
+            base_lookup: s.base_lookup,
             layer_limits,
             registry: RegistryAccess {
                 insecure: config.registry.insecure.clone(),
@@ -700,7 +709,10 @@ mod tests {
         let c = from_toml("[scan.limits]\nnope = 3").unwrap();
         let e = Settings::resolve(c).unwrap_err().to_string();
         assert!(e.contains("scan.limits.nope"), "{e}");
-        let c = from_toml("[webhooks.harbor.auth]\ntype = \"bearer\"\ntoken_env = \"GANTRY_TEST_UNSET_VAR_42\"").unwrap();
+        let c = from_toml(
+            "[webhooks.harbor.auth]\ntype = \"bearer\"\ntoken_env = \"GANTRY_TEST_UNSET_VAR_42\"",
+        )
+        .unwrap();
         let e = Settings::resolve(c).unwrap_err().to_string();
         assert!(e.contains("GANTRY_TEST_UNSET_VAR_42"), "{e}");
     }

@@ -80,13 +80,16 @@ async fn handle(
         .await
         .map_err(|_| reject(app, source, too_large()))?;
     if let Err(e) = endpoint.auth.verify(&Headers(headers), &body) {
-        app.metrics.event(source.as_str(), EventOutcome::Unauthorized);
+        app.metrics
+            .event(source.as_str(), EventOutcome::Unauthorized);
         tracing::warn!(sender = source.as_str(), error = %e, "webhook caller not authenticated");
-        let mut response = ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()).into_response();
+        let mut response =
+            ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()).into_response();
         if matches!(endpoint.auth, webhook::auth::WebhookAuth::Bearer { .. }) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         return Ok(response);
     }
@@ -101,7 +104,11 @@ async fn handle(
     let mut accepted = Vec::with_capacity(parsed.events.len());
     for event in &parsed.events {
         let spec = job_spec(app, source, event);
-        let enqueued = app.store.enqueue(spec).await.map_err(|e| ApiError::store(&e))?;
+        let enqueued = app
+            .store
+            .enqueue(spec)
+            .await
+            .map_err(|e| ApiError::store(&e))?;
         if let (Some(digest), Some(tag)) = (event.digest(), event.tag()) {
             // A second tag pushed for a digest already queued is absorbed as a duplicate job,
             // but the tag itself must still be recorded.

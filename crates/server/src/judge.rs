@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gantry_gate::{Checked, Context};
-use gantry_model::{Digest, ImageRef, Verdict};
 use gantry_model::oci::DocumentKind;
+use gantry_model::{Digest, ImageRef, Verdict};
 use gantry_registry::{ImageSource, RegistryError, SourceRef};
 use gantry_sbom::{SbomInput, SpecVersion};
 use gantry_scan::LayerSource;
@@ -140,7 +140,9 @@ pub async fn run(app: &App, job: &Job, worker: &str) -> Result<JobOutcome, JobEr
             let child = app
                 .store
                 .enqueue(JobSpec {
-                    image_ref: reference.with_digest(image.manifest_digest.clone()).to_string(),
+                    image_ref: reference
+                        .with_digest(image.manifest_digest.clone())
+                        .to_string(),
                     digest: Some(digest),
                     event_id: None,
                     source: spec.source.clone(),
@@ -173,7 +175,12 @@ pub async fn run(app: &App, job: &Job, worker: &str) -> Result<JobOutcome, JobEr
 }
 
 fn count_layers(checked: &Checked, kind: LayerSource) -> u64 {
-    checked.scan.layers.iter().filter(|l| l.source == kind).count() as u64
+    checked
+        .scan
+        .layers
+        .iter()
+        .filter(|l| l.source == kind)
+        .count() as u64
 }
 
 async fn record_tag(app: &App, reference: &ImageRef, digest: &str) -> Result<(), StoreError> {
@@ -270,7 +277,10 @@ pub async fn reevaluate_stale(app: &App) -> Result<usize, StoreError> {
     }
 }
 
-fn reevaluate(app: &App, old: &StoredVerdict) -> Result<(ResultRecord, Verdict), serde_json::Error> {
+fn reevaluate(
+    app: &App,
+    old: &StoredVerdict,
+) -> Result<(ResultRecord, Verdict), serde_json::Error> {
     let mut input: Value = serde_json::from_str(&old.report_json)?;
     let Some(object) = input.as_object_mut() else {
         return Err(serde::de::Error::custom("stored report is not an object"));

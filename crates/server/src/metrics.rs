@@ -3,7 +3,7 @@
 //! Counters and histograms count what this process did; the job gauges are read from the store
 //! at scrape time, so every replica reports the shared queue as it is.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use gantry_store::QueueCounts;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -76,6 +76,8 @@ pub struct Metrics {
     scan_seconds: Family<OutcomeLabels, Histogram>,
     cache_lookups: Family<ResultLabels, Counter>,
     cache_ratio: Gauge<f64, AtomicU64>,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
     verdicts: Family<DecisionLabels, Counter>,
     notifications: Family<OutcomeLabels, Counter>,
 }
@@ -142,6 +144,8 @@ impl Metrics {
             scan_seconds,
             cache_lookups,
             cache_ratio,
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
             verdicts,
             notifications,
         }
@@ -168,15 +172,20 @@ impl Metrics {
 
     /// Counts the layer-cache lookups of one scan.
     pub fn cache(&self, hits: u64, misses: u64) {
-        let hit = self.cache_lookups.get_or_create(&ResultLabels {
-            result: "hit".to_string(),
-        });
-        hit.inc_by(hits);
-        let miss = self.cache_lookups.get_or_create(&ResultLabels {
-            result: "miss".to_string(),
-        });
-        miss.inc_by(misses);
-        let (h, m) = (hit.get(), miss.get());
+        // `get_or_create` returns a read guard on the family: each is dropped at the end of
+        // its statement, never held across another lookup (a waiting writer would deadlock).
+        self.cache_lookups
+            .get_or_create(&ResultLabels {
+                result: "hit".to_string(),
+            })
+            .inc_by(hits);
+        self.cache_lookups
+            .get_or_create(&ResultLabels {
+                result: "miss".to_string(),
+            })
+            .inc_by(misses);
+        let h = self.cache_hits.fetch_add(hits, Ordering::Relaxed) + hits;
+        let m = self.cache_misses.fetch_add(misses, Ordering::Relaxed) + misses;
         if h + m > 0 {
             self.cache_ratio.set(h as f64 / (h + m) as f64);
         }

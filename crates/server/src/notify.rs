@@ -25,7 +25,7 @@ pub async fn verdict(
     let Some(notify) = &app.settings.notify else {
         return;
     };
-    if !notify.decisions.iter().any(|d| *d == record.decision) {
+    if !notify.decisions.contains(&record.decision) {
         return;
     }
     let image = match record.tags.first() {
@@ -102,7 +102,9 @@ pub async fn run(app: Arc<App>, worker: String) {
                 {
                     Ok(FailOutcome::Failed) => app.metrics.notification("failed"),
                     Ok(FailOutcome::Retrying { .. }) => app.metrics.notification("retry"),
-                    Err(e) => tracing::warn!(error = %e, id = n.id, "recording a failed notification failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, id = n.id, "recording a failed notification failed")
+                    }
                 }
             }
         }

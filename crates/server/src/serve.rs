@@ -76,7 +76,7 @@ pub async fn open(settings: Settings) -> Result<Arc<App>, ServeError> {
         Database::Url(url) => Store::open(url).await?,
     };
     let mut options = ScanOptions {
-        limits: settings.layer_limits.clone(),
+        limits: settings.layer_limits,
         ..ScanOptions::default()
     };
     if let Some(n) = settings.parallel_layers {
@@ -84,8 +84,10 @@ pub async fn open(settings: Settings) -> Result<Arc<App>, ServeError> {
     }
     let cache: Arc<dyn LayerCache> = Arc::new(DirLayerCache::new(&settings.cache_dir));
     let scanner = Scanner::new(options, Some(cache))?;
-    let gate = Gate::new(scanner, Arc::clone(&settings.policy))
-        .with_base_lookup(settings.registry.options_for(""));
+    let mut gate = Gate::new(scanner, Arc::clone(&settings.policy));
+    if settings.base_lookup {
+        gate = gate.with_base_lookup(settings.registry.options_for(""));
+    }
     Ok(App::new(settings, store, gate))
 }
 
@@ -105,7 +107,10 @@ pub async fn run(
     let (listen, admin_listen) = (settings.listen, settings.admin_listen);
     let public = TcpListener::bind(listen)
         .await
-        .map_err(|source| ServeError::Bind { addr: listen, source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
     let admin = TcpListener::bind(admin_listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -128,13 +133,19 @@ pub async fn run(
     for i in 0..app.settings.workers.concurrency {
         tasks.spawn(worker::run(Arc::clone(&app), worker::worker_name(i)));
     }
-    tasks.spawn(notify::run(Arc::clone(&app), worker::worker_name(usize::MAX)));
+    tasks.spawn(notify::run(
+        Arc::clone(&app),
+        worker::worker_name(usize::MAX),
+    ));
     {
         let app = Arc::clone(&app);
         tasks.spawn(async move {
             match judge::reevaluate_stale(&app).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(results = n, "re-evaluated stored verdicts under the current policy bundle"),
+                Ok(n) => tracing::info!(
+                    results = n,
+                    "re-evaluated stored verdicts under the current policy bundle"
+                ),
                 Err(e) => tracing::warn!(error = %e, "re-evaluating stored verdicts failed"),
             }
         });

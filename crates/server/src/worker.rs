@@ -123,10 +123,18 @@ async fn finish(app: &App, job: &Job, worker: &str, result: Result<JobOutcome, J
             tracing::info!(job = job.id, %digest, %decision, "scan done");
         }
         Ok(JobOutcome::Index { children }) => {
-            tracing::info!(job = job.id, platforms = children.len(), ?children, "index: platform images queued");
+            tracing::info!(
+                job = job.id,
+                platforms = children.len(),
+                ?children,
+                "index: platform images queued"
+            );
         }
         Ok(JobOutcome::Duplicate) => {
-            tracing::info!(job = job.id, "tag resolved to a digest already queued or judged");
+            tracing::info!(
+                job = job.id,
+                "tag resolved to a digest already queued or judged"
+            );
         }
         Err(JobError::Store(StoreError::LeaseLost { .. })) => {
             tracing::warn!(job = job.id, %worker, "lease lost before the job could be closed; another worker has it");

@@ -40,6 +40,7 @@ mod image;
 mod index;
 mod layer;
 mod postgres;
+mod proxy;
 mod push;
 mod registry;
 mod token;
@@ -54,6 +55,7 @@ pub use index::{
 };
 pub use layer::{BuiltLayer, LayerBuilder};
 pub use postgres::{POSTGRES_BIN_ENV, PostgresError, PostgresHarness};
+pub use proxy::HoldingProxy;
 pub use push::{FetchedManifest, Pushed, RawResponse, RegistryClient, Target};
 pub use registry::{Auth, BINARY_ENV, RegistryHarness, RegistryOptions};
 pub use write::{Artifact, Content, DockerArchiveStyle, REF_NAME};

@@ -1,0 +1,1064 @@
+//! `gantry serve` end to end: the real binary, a real Debian registry sending real
+//! notifications, a real SQLite file (and a real Postgres for replicas), HTTP over loopback.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gantry_model::Platform;
+use gantry_model::oci::Compression;
+use gantry_testkit::{
+    Artifact, BuiltImage, HoldingProxy, ImageBuilder, IndexBuilder, LayerBuilder, PostgresHarness,
+    Pushed, RegistryHarness, RegistryOptions,
+};
+use serde_json::{Value, json};
+
+const PINNED_BASE: &str = "gcr.io/distroless/static-debian12:nonroot@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const DISTRIBUTION_CT: &str = "application/vnd.docker.distribution.events.v2+json";
+
+// ---- images ----
+
+fn passwd_layer() -> LayerBuilder {
+    LayerBuilder::new(Compression::Gzip)
+        .dir("etc")
+        .file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+        .file("etc/group", "root:x:0:\nnogroup:x:65534:\n")
+}
+
+/// Passes every built-in check: pinned base, numeric non-root user, one static binary.
+fn good_image(marker: &str) -> BuiltImage {
+    good_builder(marker).build().unwrap()
+}
+
+fn good_builder(marker: &str) -> ImageBuilder {
+    ImageBuilder::new()
+        .annotation("org.opencontainers.image.base.name", PINNED_BASE)
+        .user("65534:65534")
+        .layer(passwd_layer())
+        .layer(LayerBuilder::new(Compression::Zstd).file_owned(
+            "app/server",
+            format!("\x7fELF static {marker}"),
+            0o755,
+            65534,
+            65534,
+        ))
+        .entrypoint(["/app/server"])
+}
+
+/// Fails only `root-user`: pinned, no toolchain, but USER root.
+fn root_image(marker: &str) -> BuiltImage {
+    root_builder(marker).build().unwrap()
+}
+
+fn root_builder(marker: &str) -> ImageBuilder {
+    ImageBuilder::new()
+        .annotation("org.opencontainers.image.base.name", PINNED_BASE)
+        .user("root")
+        .layer(passwd_layer())
+        .layer(LayerBuilder::new(Compression::Gzip).file_mode(
+            "app/run",
+            format!("\x7fELF run {marker}"),
+            0o755,
+        ))
+}
+
+fn arch(arch: &str) -> Platform {
+    Platform {
+        os: "linux".into(),
+        architecture: arch.into(),
+        variant: None,
+    }
+}
+
+// ---- the service under test ----
+
+/// A running `gantry serve`; SIGKILLed when dropped.
+struct Serve {
+    child: Child,
+    api: SocketAddr,
+    admin: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+struct ServeSetup<'a> {
+    home: &'a Path,
+    data_dir: PathBuf,
+    config: Option<String>,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+}
+
+impl<'a> ServeSetup<'a> {
+    fn new(home: &'a Path) -> ServeSetup<'a> {
+        ServeSetup {
+            home,
+            data_dir: home.join("data"),
+            config: None,
+            args: Vec::new(),
+            envs: Vec::new(),
+        }
+    }
+
+    fn config(mut self, toml: &str) -> Self {
+        self.config = Some(toml.to_string());
+        self
+    }
+
+    fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_string());
+        self
+    }
+
+    fn env(mut self, k: &str, v: &str) -> Self {
+        self.envs.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    fn start(&self) -> Serve {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.args)
+            .env("HOME", self.home)
+            .env("GANTRY_LOG", "info,gantry_server=debug")
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("GANTRY_CONFIG")
+            .env_remove("GANTRY_DATABASE_URL")
+            .env_remove("GANTRY_POLICY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // Tests talk to 127.0.0.1 only: the base images the fixtures name are not fetched.
+        let toml = self.config.clone().unwrap_or_default();
+        let toml = format!("{toml}\n[scan]\nbase_lookup = false\n");
+        let path = self.home.join(format!("gantry-{}.toml", toml.len()));
+        std::fs::write(&path, toml).unwrap();
+        cmd.arg("--config").arg(path);
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("gantry serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("gantry serve listening") {
+                        let _ = tx.send(line.clone());
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("gantry serve did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        let field = |name: &str| -> SocketAddr {
+            let start = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
+            line[start..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        Serve {
+            api: field("api"),
+            admin: field("admin"),
+            child,
+            log,
+        }
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn reply(resp: ureq::http::Response<ureq::Body>) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let mut body = String::new();
+    resp.into_body()
+        .into_reader()
+        .read_to_string(&mut body)
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn try_get(base: SocketAddr, path: &str) -> Result<Reply, ureq::Error> {
+    agent()
+        .get(format!("http://{base}{path}"))
+        .call()
+        .map(reply)
+}
+
+fn try_post(
+    base: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Reply, ureq::Error> {
+    let mut req = agent().post(format!("http://{base}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send(body).map(reply)
+}
+
+fn get(base: SocketAddr, path: &str) -> Reply {
+    try_get(base, path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+fn post(base: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    try_post(base, path, headers, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+impl Serve {
+    fn get(&self, path: &str) -> Reply {
+        try_get(self.api, path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\ngantry log:\n{}", self.log()))
+    }
+
+    fn post_json(&self, path: &str, body: &Value) -> Reply {
+        let body = body.to_string();
+        try_post(
+            self.api,
+            path,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("POST {path}: {e}\ngantry log:\n{}", self.log()))
+    }
+
+    fn metrics(&self) -> String {
+        let r = get(self.admin, "/metrics");
+        assert_eq!(r.status, 200);
+        r.body
+    }
+
+    /// The value of one metric line (`name{labels}`), 0 when absent.
+    fn metric(&self, series: &str) -> f64 {
+        metric(&self.metrics(), series)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Polls `f` until it returns Some, failing with the service log after `timeout`.
+    fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if Instant::now() > end {
+                panic!("timed out waiting for {what}; gantry log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The stored verdict of `digest`, once there is one.
+    fn verdict(&self, digest: &str) -> Value {
+        self.wait_for(
+            &format!("a verdict for {digest}"),
+            Duration::from_secs(60),
+            || {
+                let r = self.get(&format!("/v1/images/{digest}/verdict"));
+                (r.status == 200).then(|| r.json())
+            },
+        )
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < end,
+                "no exit after SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+fn codes(findings: &Value) -> Vec<String> {
+    findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn distribution_event(id: &str, registry: &str, repo: &str, tag: &str, pushed: &Pushed) -> Value {
+    json!({
+        "id": id,
+        "timestamp": "2026-11-22T10:00:00.000000000Z",
+        "action": "push",
+        "target": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": pushed.digest.to_string(),
+            "size": 1234,
+            "repository": repo,
+            "url": format!("http://{registry}/v2/{repo}/manifests/{}", pushed.digest),
+            "tag": tag,
+        },
+        "request": {"id": "r", "addr": "127.0.0.1:1", "host": registry, "method": "PUT", "useragent": "test"},
+        "actor": {},
+        "source": {"addr": "x:5000", "instanceID": "i"},
+    })
+}
+
+// ---- tests ----
+
+/// The issue's main proof: a real registry notifies a real `gantry serve`; verdicts, reports,
+/// SBOMs and job states appear through the API; metrics count it all.
+#[test]
+fn registry_pushes_become_verdicts_and_sboms() {
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path())
+        .config(
+            r#"
+[workers]
+concurrency = 2
+[webhooks.distribution.auth]
+type = "bearer"
+token_env = "TEST_DISTRIBUTION_TOKEN"
+"#,
+        )
+        .env("TEST_DISTRIBUTION_TOKEN", "s3cret-token")
+        .start();
+    let registry = RegistryHarness::start_with_options(RegistryOptions {
+        config_patch: Some(json!({"notifications": {
+            "events": {"includereferences": true},
+            "endpoints": [{
+                "name": "gantry",
+                "url": format!("http://{}/webhooks/distribution", serve.api),
+                "headers": {"Authorization": ["Bearer s3cret-token"]},
+                "timeout": "3s", "threshold": 3, "backoff": "1s",
+                "ignore": {"mediatypes": ["application/octet-stream"]},
+            }],
+        }})),
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let host = registry.host();
+
+    let good = good_image("good")
+        .push(&registry, "team/good", Some("v1"), None)
+        .unwrap();
+    let root = root_image("root")
+        .push(&registry, "team/rooty", Some("v1"), None)
+        .unwrap();
+    let index = IndexBuilder::new()
+        .image(
+            good_builder("amd64")
+                .platform(arch("amd64"))
+                .build()
+                .unwrap(),
+        )
+        .image(
+            root_builder("arm64")
+                .platform(arch("arm64"))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let children: Vec<String> = index
+        .children()
+        .map(|c| c.manifest_digest.to_string())
+        .collect();
+    index
+        .push(&registry, "team/multi", Some("v2"), None)
+        .unwrap();
+
+    // The good image: allow, with its SBOM and report.
+    let v = serve.verdict(&good.digest.to_string());
+    assert_eq!(v["decision"], "allow", "{v}");
+    assert_eq!(v["repository"], format!("{host}/team/good"));
+    assert_eq!(v["tags"], json!(["v1"]));
+    let sbom = serve.get(&format!("/v1/images/{}/sbom", good.digest));
+    assert_eq!(sbom.status, 200);
+    assert!(
+        sbom.header("content-type")
+            .unwrap()
+            .starts_with("application/vnd.cyclonedx+json")
+    );
+    let sbom = sbom.json();
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert_eq!(sbom["specVersion"], "1.6");
+    let report = serve
+        .get(&format!("/v1/images/{}/report", good.digest))
+        .json();
+    assert_eq!(report["image"]["digest"], good.digest.to_string());
+    assert_eq!(report["context"]["mode"], "webhook");
+
+    // The root image: deny, naming the rule.
+    let v = serve.verdict(&root.digest.to_string());
+    assert_eq!(v["decision"], "deny", "{v}");
+    assert!(
+        codes(&v["verdict"]["violations"]).contains(&"root-user".to_string()),
+        "{v}"
+    );
+
+    // The index: one verdict per platform image, the tag recorded for each.
+    let decisions: BTreeSet<String> = children
+        .iter()
+        .map(|d| serve.verdict(d)["decision"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        decisions,
+        BTreeSet::from(["allow".to_string(), "deny".to_string()])
+    );
+    let listed = serve
+        .get(&format!("/v1/images?repository={host}/team/multi"))
+        .json();
+    let listed_digests: BTreeSet<&str> = listed["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["manifest_digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed_digests,
+        children.iter().map(String::as_str).collect()
+    );
+
+    // Jobs: done, each digest scanned once (pulls by gantry itself come back as pull events,
+    // which are skipped).
+    let job = serve.get("/v1/jobs/1").json();
+    assert_eq!(job["status"], "done", "{job}");
+    let m = serve.metrics();
+    assert_eq!(
+        metric(&m, "gantry_scan_duration_seconds_count{outcome=\"ok\"}"),
+        4.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "gantry_verdicts_total{decision=\"deny\"}"),
+        2.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "gantry_verdicts_total{decision=\"allow\"}"),
+        2.0,
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "gantry_webhook_events_total{source=\"distribution\",outcome=\"accepted\"}"
+        ) >= 3.0,
+        "{m}"
+    );
+    assert!(metric(&m, "gantry_jobs{status=\"done\"}") >= 5.0, "{m}");
+    assert!(m.contains("gantry_layer_cache_hit_ratio"), "{m}");
+
+    // The same push notified again without the token: 401, nothing queued.
+    let before =
+        metric(&m, "gantry_jobs{status=\"done\"}") + metric(&m, "gantry_jobs{status=\"queued\"}");
+    let body =
+        json!({"events": [distribution_event("replayed", &host, "team/other", "v9", &good)]});
+    let r = post(
+        serve.api,
+        "/webhooks/distribution",
+        &[("content-type", DISTRIBUTION_CT)],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = post(
+        serve.api,
+        "/webhooks/distribution",
+        &[
+            ("content-type", DISTRIBUTION_CT),
+            ("authorization", "Bearer wrong"),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    let m = serve.metrics();
+    let after =
+        metric(&m, "gantry_jobs{status=\"done\"}") + metric(&m, "gantry_jobs{status=\"queued\"}");
+    assert_eq!(before, after, "an unauthenticated event was queued");
+    assert!(
+        metric(
+            &m,
+            "gantry_webhook_events_total{source=\"distribution\",outcome=\"unauthorized\"}"
+        ) >= 2.0
+    );
+}
+
+/// Bad input: a clear 4xx with the error envelope, nothing queued, the service lives on.
+#[test]
+fn bad_webhook_input_is_refused_and_nothing_is_queued() {
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path())
+        .config("[webhooks.quay]\nenabled = false\n")
+        .start();
+    let dist = [("content-type", DISTRIBUTION_CT)];
+    // (path, headers, body, status, error code)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        ("/webhooks/distribution", dist.to_vec(), b"{not json".to_vec(), 400, "invalid-json"),
+        ("/webhooks/distribution", vec![("content-type", "text/plain")], b"{}".to_vec(), 415, "unsupported-content-type"),
+        ("/webhooks/distribution", dist.to_vec(), br#"{"events": [{"action": "push", "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000"}}]}"#.to_vec(), 400, "missing-field"),
+        ("/webhooks/generic", vec![("content-type", "application/json")], br#"{"image": "UPPER/Case:../x"}"#.to_vec(), 400, "invalid-reference"),
+        ("/webhooks/nosuch", vec![("content-type", "application/json")], b"{}".to_vec(), 404, "not-found"),
+        ("/webhooks/quay", vec![("content-type", "application/json")], b"{}".to_vec(), 404, "not-found"),
+    ];
+    for (path, headers, body, status, code) in cases {
+        let r = post(serve.api, path, &headers, &body);
+        assert_eq!(
+            r.status,
+            status,
+            "{path} {}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(80)]),
+            r.body
+        );
+        assert_eq!(r.json()["error"]["code"], code, "{}", r.body);
+    }
+    // An announced oversized body is refused before a byte of it is read.
+    let mut stream = std::net::TcpStream::connect(serve.api).unwrap();
+    std::io::Write::write_all(&mut stream, format!("POST /webhooks/distribution HTTP/1.1\r\nhost: x\r\ncontent-type: {DISTRIBUTION_CT}\r\ncontent-length: 1073741824\r\n\r\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body-too-large"), "{answer}");
+
+    // Events a real registry sends that are not pushes: accepted with the reason, no job.
+    let skipped = json!({"events": [
+        {"id": "a", "action": "pull", "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:1111111111111111111111111111111111111111111111111111111111111111", "repository": "x/y"}, "request": {"host": "127.0.0.1:5000", "method": "GET"}},
+        {"id": "b", "action": "push", "target": {"mediaType": "application/octet-stream", "digest": "sha256:2222222222222222222222222222222222222222222222222222222222222222", "repository": "x/y"}, "request": {"host": "127.0.0.1:5000", "method": "PUT"}},
+        {"id": "c", "action": "delete", "target": {"digest": "sha256:3333333333333333333333333333333333333333333333333333333333333333", "repository": "x/y"}, "request": {"host": "127.0.0.1:5000", "method": "DELETE"}},
+        {"id": "d", "action": "frobnicate", "target": {"repository": "x/y"}},
+    ]});
+    let r = post(
+        serve.api,
+        "/webhooks/distribution",
+        &dist,
+        skipped.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["accepted"], json!([]));
+    let reasons: Vec<&str> = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["pull", "blob-push", "delete", "other-event"]);
+
+    // API input.
+    for (path, status, code) in [
+        ("/v1/images/sha256:nothex/verdict", 400, "invalid-digest"),
+        (
+            "/v1/images/sha256:4444444444444444444444444444444444444444444444444444444444444444/verdict",
+            404,
+            "not-found",
+        ),
+        (
+            "/v1/images/sha256:4444444444444444444444444444444444444444444444444444444444444444/sbom",
+            404,
+            "not-found",
+        ),
+        ("/v1/images", 400, "missing-repository"),
+        ("/v1/jobs/12345", 404, "not-found"),
+        ("/v1/jobs/abc", 400, "invalid-job-id"),
+        ("/nowhere", 404, "not-found"),
+    ] {
+        let r = serve.get(path);
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], code, "{path}: {}", r.body);
+    }
+    for (body, code) in [
+        ("{".to_string(), "invalid-json"),
+        (
+            json!({"image": "a/b:c", "budget_seconds": -1}).to_string(),
+            "invalid-budget",
+        ),
+        (
+            json!({"image": "a/b:c", "budget_seconds": 100000}).to_string(),
+            "invalid-budget",
+        ),
+        (
+            json!({"image": "NOT A REF"}).to_string(),
+            "invalid-reference",
+        ),
+        (
+            json!({"image": "a/b:c", "extra": 1}).to_string(),
+            "invalid-json",
+        ),
+    ] {
+        let r = post(
+            serve.api,
+            "/v1/scan",
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], code, "{body}: {}", r.body);
+    }
+    let r = post(
+        serve.api,
+        "/v1/scan",
+        &[("content-type", "text/plain")],
+        b"x",
+    );
+    assert_eq!(r.status, 415);
+
+    let m = serve.metrics();
+    for status in ["queued", "running", "done", "failed"] {
+        assert_eq!(
+            metric(&m, &format!("gantry_jobs{{status=\"{status}\"}}")),
+            0.0,
+            "{m}"
+        );
+    }
+    assert!(
+        metric(
+            &m,
+            "gantry_webhook_events_total{source=\"distribution\",outcome=\"rejected\"}"
+        ) >= 4.0,
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "gantry_webhook_events_total{source=\"distribution\",outcome=\"skipped\"}"
+        ) >= 4.0,
+        "{m}"
+    );
+    assert_eq!(get(serve.admin, "/readyz").status, 200);
+    assert!(!serve.log().contains("panicked"), "{}", serve.log());
+}
+
+/// `kill -9` while a scan is in flight; the restarted service finishes the job.
+#[test]
+fn a_job_survives_a_crash_mid_scan() {
+    let registry = RegistryHarness::start().unwrap();
+    let pushed = good_image("crash")
+        .push(&registry, "team/app", Some("v1"), None)
+        .unwrap();
+    let proxy = HoldingProxy::start(registry.addr(), true).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let setup = ServeSetup::new(home.path()).config("[workers]\nlease = \"2s\"\n");
+    let mut first = setup.start();
+    let image = format!("{}/team/app:v1", proxy.host());
+    let r = first.post_json("/webhooks/generic", &json!({"image": image}));
+    assert_eq!(r.status, 202, "{}", r.body);
+    let job = r.json()["accepted"][0]["job_id"].as_i64().unwrap();
+    first.wait_for(
+        "the scan to reach the layers",
+        Duration::from_secs(30),
+        || (proxy.waiting() > 0).then_some(()),
+    );
+    assert_eq!(
+        first.get(&format!("/v1/jobs/{job}")).json()["status"],
+        "running"
+    );
+    first.kill();
+
+    let second = setup.start();
+    proxy.release();
+    let v = second.verdict(&pushed.digest.to_string());
+    assert_eq!(v["decision"], "allow", "{v}");
+    let j = second.get(&format!("/v1/jobs/{job}")).json();
+    assert_eq!(j["status"], "done", "{j}");
+    assert_eq!(j["attempts"], 2, "the second attempt finished it: {j}");
+}
+
+/// SIGTERM with a scan in flight: intake stops, the job goes back to the queue (its attempt
+/// not counted), the process exits 0; the next start finishes it.
+#[test]
+fn sigterm_releases_the_running_job() {
+    let registry = RegistryHarness::start().unwrap();
+    let pushed = good_image("term")
+        .push(&registry, "team/app", Some("v1"), None)
+        .unwrap();
+    let proxy = HoldingProxy::start(registry.addr(), true).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let setup = ServeSetup::new(home.path()).config("[workers]\nshutdown_grace = \"1s\"\n");
+    let mut first = setup.start();
+    let r = first.post_json(
+        "/webhooks/generic",
+        &json!({"image": format!("{}/team/app:v1", proxy.host())}),
+    );
+    let job = r.json()["accepted"][0]["job_id"].as_i64().unwrap();
+    first.wait_for(
+        "the scan to reach the layers",
+        Duration::from_secs(30),
+        || (proxy.waiting() > 0).then_some(()),
+    );
+    let status = first.terminate();
+    assert!(status.success(), "exit {status:?}:\n{}", first.log());
+    assert!(
+        first.log().contains("job released to the queue"),
+        "{}",
+        first.log()
+    );
+
+    let second = setup.start();
+    let j = second.get(&format!("/v1/jobs/{job}")).json();
+    assert!(j["status"] == "queued" || j["status"] == "running", "{j}");
+    proxy.release();
+    assert_eq!(
+        second.verdict(&pushed.digest.to_string())["decision"],
+        "allow"
+    );
+    assert_eq!(second.get(&format!("/v1/jobs/{job}")).json()["attempts"], 1);
+}
+
+/// 1,000 push events with duplicates (redelivered ids, several tags per digest), from
+/// several senders at once: every one answered 202, every distinct digest scanned once.
+#[test]
+fn a_burst_of_events_scans_each_digest_exactly_once() {
+    const DISTINCT: usize = 8;
+    const EVENTS: usize = 1000;
+    let registry = RegistryHarness::start().unwrap();
+    let host = registry.host();
+    let pushed: Vec<Pushed> = (0..DISTINCT)
+        .map(|i| {
+            let image = if i % 2 == 0 {
+                good_image(&format!("b{i}"))
+            } else {
+                root_image(&format!("b{i}"))
+            };
+            image
+                .push(&registry, &format!("burst/app{i}"), Some("v1"), None)
+                .unwrap()
+        })
+        .collect();
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path())
+        .config("[workers]\nconcurrency = 4\n")
+        .start();
+    let api = serve.api;
+    let pushed = Arc::new(pushed);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (pushed, host) = (Arc::clone(&pushed), host.clone());
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                for n in (t..EVENTS).step_by(8) {
+                    let i = n % DISTINCT;
+                    // Every third event is a redelivery of an earlier id; tags vary.
+                    let id = format!("evt-{}", if n % 3 == 0 { n / 3 } else { n });
+                    let tag = format!("t{}", n % 5);
+                    let body = json!({"events": [distribution_event(&id, &host, &format!("burst/app{i}"), &tag, &pushed[i])]});
+                    let r = post(api, "/webhooks/distribution", &[("content-type", DISTRIBUTION_CT)], body.to_string().as_bytes());
+                    statuses.push(r.status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), EVENTS);
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+
+    serve.wait_for("the queue to drain", Duration::from_secs(120), || {
+        let m = serve.metrics();
+        (metric(&m, "gantry_jobs{status=\"queued\"}") == 0.0
+            && metric(&m, "gantry_jobs{status=\"running\"}") == 0.0)
+            .then_some(())
+    });
+    for p in pushed.iter() {
+        serve.verdict(&p.digest.to_string());
+    }
+    let m = serve.metrics();
+    assert_eq!(
+        metric(&m, "gantry_scan_duration_seconds_count{outcome=\"ok\"}"),
+        DISTINCT as f64,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "gantry_jobs{status=\"done\"}"),
+        DISTINCT as f64,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "gantry_jobs{status=\"failed\"}"), 0.0, "{m}");
+    let accepted = metric(
+        &m,
+        "gantry_webhook_events_total{source=\"distribution\",outcome=\"accepted\"}",
+    );
+    let dedup = metric(
+        &m,
+        "gantry_webhook_events_total{source=\"distribution\",outcome=\"deduplicated\"}",
+    );
+    assert_eq!(accepted, DISTINCT as f64, "{m}");
+    assert_eq!(accepted + dedup, EVENTS as f64, "{m}");
+    // Every tag sent is recorded, including those of absorbed duplicates.
+    let listed = serve
+        .get(&format!("/v1/images?repository={host}/burst/app0"))
+        .json();
+    assert_eq!(
+        listed["images"][0]["tags"],
+        json!(["t0", "t1", "t2", "t3", "t4"]),
+        "{listed}"
+    );
+}
+
+/// `POST /v1/scan`: a verdict within the budget, then from the store; a budget too short for a
+/// held registry answers 202 with the job to follow, and the scan goes on.
+#[test]
+fn scan_api_answers_within_its_budget() {
+    let registry = RegistryHarness::start().unwrap();
+    let good = good_image("api")
+        .push(&registry, "api/good", Some("v1"), None)
+        .unwrap();
+    let slow = root_image("api-slow")
+        .push(&registry, "api/slow", Some("v1"), None)
+        .unwrap();
+    let proxy = HoldingProxy::start(registry.addr(), false).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path()).start();
+
+    let image = format!("{}/api/good:v1", registry.host());
+    let r = serve.post_json("/v1/scan", &json!({"image": image, "budget_seconds": 60}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["decision"], "allow");
+    assert_eq!(v["cached"], false);
+    assert_eq!(v["manifest_digest"], good.digest.to_string());
+    let again = serve.post_json("/v1/scan", &json!({"image": image})).json();
+    assert_eq!(again["cached"], true, "{again}");
+
+    proxy.hold();
+    let r = serve.post_json(
+        "/v1/scan",
+        &json!({"image": format!("{}/api/slow:v1", proxy.host()), "budget_seconds": 1}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "budget-exceeded");
+    let job = v["job_id"].as_i64().unwrap();
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v1/jobs/{job}").as_str())
+    );
+    proxy.release();
+    assert_eq!(serve.verdict(&slow.digest.to_string())["decision"], "deny");
+    assert_eq!(
+        serve.get(&format!("/v1/jobs/{job}")).json()["status"],
+        "done"
+    );
+
+    let r = serve.post_json(
+        "/v1/scan",
+        &json!({"image": format!("{}/api/missing:v1", registry.host())}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
+/// A new policy bundle re-judges stored facts at startup, with the registry gone: no pull.
+#[test]
+fn a_policy_change_reevaluates_stored_facts_without_pulling() {
+    let registry = RegistryHarness::start().unwrap();
+    let root = root_image("policy")
+        .push(&registry, "pol/app", Some("v1"), None)
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut first = ServeSetup::new(home.path()).start();
+    let r = first.post_json(
+        "/v1/scan",
+        &json!({"image": format!("{}/pol/app:v1", registry.host())}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let old = r.json();
+    assert_eq!(old["decision"], "deny");
+    first.terminate();
+    drop(registry);
+
+    let data = home.path().join("site.json");
+    std::fs::write(
+        &data,
+        r#"{"gantry": {"non_root": {"allowed_root_images": ["**"]}}}"#,
+    )
+    .unwrap();
+    let second = ServeSetup::new(home.path())
+        .config(&format!("policy_data = {:?}\n", data.display().to_string()))
+        .start();
+    let new = second.verdict(&root.digest.to_string());
+    assert_eq!(new["decision"], "allow", "{new}");
+    assert_ne!(new["policy_digest"], old["policy_digest"]);
+    // The verdict under the old bundle stays readable.
+    let before = second.get(&format!(
+        "/v1/images/{}/verdict?policy={}",
+        root.digest,
+        old["policy_digest"].as_str().unwrap()
+    ));
+    assert_eq!(before.json()["decision"], "deny");
+    assert!(
+        second
+            .log()
+            .contains("verdict changed under the new policy bundle"),
+        "{}",
+        second.log()
+    );
+    assert_eq!(
+        second.metric("gantry_scan_duration_seconds_count{outcome=\"ok\"}"),
+        0.0
+    );
+}
+
+/// Two replicas on one Postgres: the work is shared with no digest scanned twice; then one
+/// replica is killed mid-scan and the other finishes its job.
+#[test]
+fn replicas_on_postgres_share_the_work_and_survive_a_kill() {
+    const IMAGES: usize = 12;
+    let pg = PostgresHarness::start().unwrap();
+    let registry = RegistryHarness::start().unwrap();
+    let pushed: Vec<Pushed> = (0..IMAGES)
+        .map(|i| {
+            good_image(&format!("pg{i}"))
+                .push(&registry, &format!("pg/app{i}"), Some("v1"), None)
+                .unwrap()
+        })
+        .collect();
+    let home_a = tempfile::tempdir().unwrap();
+    let home_b = tempfile::tempdir().unwrap();
+    let config = "[workers]\nconcurrency = 2\nlease = \"2s\"\npoll_interval = \"100ms\"\n";
+    let mut a = ServeSetup::new(home_a.path())
+        .config(config)
+        .arg("--database-url")
+        .arg(&pg.url())
+        .start();
+    let b = ServeSetup::new(home_b.path())
+        .config(config)
+        .env("GANTRY_DATABASE_URL", &pg.url())
+        .start();
+
+    // Phase 1: events split over both replicas, each digest sent to both.
+    for (i, p) in pushed.iter().enumerate() {
+        for serve in [&a, &b] {
+            let r = serve.post_json(
+                "/webhooks/generic",
+                &json!({"image": format!("{}/pg/app{i}:v1@{}", registry.host(), p.digest)}),
+            );
+            assert_eq!(r.status, 202, "{}", r.body);
+        }
+    }
+    for p in &pushed {
+        b.verdict(&p.digest.to_string());
+    }
+    let scans = a.metric("gantry_scan_duration_seconds_count{outcome=\"ok\"}")
+        + b.metric("gantry_scan_duration_seconds_count{outcome=\"ok\"}");
+    assert_eq!(
+        scans, IMAGES as f64,
+        "a digest was scanned twice (or not at all)"
+    );
+    assert_eq!(b.metric("gantry_jobs{status=\"done\"}"), IMAGES as f64);
+
+    // Phase 2: with B gone, replica A takes a job and is killed mid-scan; a new replica
+    // takes the job over once A's lease runs out.
+    drop(b);
+    let late = good_image("pg-late")
+        .push(&registry, "pg/late", Some("v1"), None)
+        .unwrap();
+    let proxy = HoldingProxy::start(registry.addr(), true).unwrap();
+    let r = a.post_json(
+        "/webhooks/generic",
+        &json!({"image": format!("{}/pg/late:v1", proxy.host())}),
+    );
+    let job = r.json()["accepted"][0]["job_id"].as_i64().unwrap();
+    a.wait_for(
+        "replica A to start the scan",
+        Duration::from_secs(30),
+        || (proxy.waiting() > 0).then_some(()),
+    );
+    let c = ServeSetup::new(home_b.path())
+        .config(config)
+        .env("GANTRY_DATABASE_URL", &pg.url())
+        .start();
+    a.kill();
+    proxy.release();
+    let v = c.verdict(&late.digest.to_string());
+    assert_eq!(v["decision"], "allow", "{v}");
+    let j = c.get(&format!("/v1/jobs/{job}")).json();
+    assert_eq!(j["status"], "done", "{j}");
+    assert_eq!(j["attempts"], 2, "{j}");
+    assert_eq!(
+        c.metric("gantry_jobs{status=\"done\"}"),
+        (IMAGES + 1) as f64
+    );
+}
