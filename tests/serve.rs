@@ -1062,3 +1062,220 @@ fn replicas_on_postgres_share_the_work_and_survive_a_kill() {
         (IMAGES + 1) as f64
     );
 }
+
+/// Every captured sender payload, POSTed to its endpoint over HTTP: pushes become jobs (202),
+/// the rest is listed as skipped. An intake-only replica (no workers), so nothing is pulled
+/// from the hosts the payloads name.
+#[test]
+fn captured_sender_payloads_are_taken_at_their_endpoints() {
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path())
+        .config("[workers]\nconcurrency = 0\n")
+        .start();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/server/tests/payloads");
+    // (file, endpoint, content type, accepted, skipped)
+    let cases = [
+        (
+            "distribution-2.8.2-captured-push-manifest-by-tag.json",
+            "distribution",
+            DISTRIBUTION_CT,
+            1,
+            0,
+        ),
+        (
+            "distribution-2.8.2-captured-push-index-by-tag.json",
+            "distribution",
+            DISTRIBUTION_CT,
+            1,
+            0,
+        ),
+        (
+            "distribution-2.8.2-captured-push-blob.json",
+            "distribution",
+            DISTRIBUTION_CT,
+            0,
+            1,
+        ),
+        (
+            "distribution-2.8.2-captured-pull-manifest.json",
+            "distribution",
+            DISTRIBUTION_CT,
+            0,
+            1,
+        ),
+        (
+            "distribution-2.8.2-captured-delete-manifest.json",
+            "distribution",
+            DISTRIBUTION_CT,
+            0,
+            1,
+        ),
+        (
+            "harbor-push-artifact.json",
+            "harbor",
+            "application/json",
+            1,
+            0,
+        ),
+        (
+            "harbor-scanning-completed.json",
+            "harbor",
+            "application/json",
+            0,
+            1,
+        ),
+        ("dockerhub-push.json", "dockerhub", "application/json", 1, 0),
+        (
+            "gitlab-registry-push-manifest.json",
+            "gitlab",
+            "application/vnd.docker.distribution.events.v1+json",
+            1,
+            0,
+        ),
+    ];
+    for (file, endpoint, ct, accepted, skipped) in cases {
+        let body = std::fs::read(dir.join(file)).unwrap();
+        let r = post(
+            serve.api,
+            &format!("/webhooks/{endpoint}"),
+            &[("content-type", ct)],
+            &body,
+        );
+        assert_eq!(r.status, 202, "{file}: {}", r.body);
+        let v = r.json();
+        assert_eq!(
+            v["accepted"].as_array().unwrap().len(),
+            accepted,
+            "{file}: {v}"
+        );
+        assert_eq!(
+            v["skipped"].as_array().unwrap().len(),
+            skipped,
+            "{file}: {v}"
+        );
+        // A redelivery of the same payload schedules nothing new.
+        let again = post(
+            serve.api,
+            &format!("/webhooks/{endpoint}"),
+            &[("content-type", ct)],
+            &body,
+        )
+        .json();
+        for a in again["accepted"].as_array().unwrap() {
+            assert_eq!(a["deduplicated"], true, "{file}: {again}");
+        }
+    }
+    // Quay sends no digest (one event per updated tag): the jobs wait for a worker to resolve them.
+    let quay = std::fs::read(dir.join("quay-repo-push.json")).unwrap();
+    let r = post(
+        serve.api,
+        "/webhooks/quay",
+        &[("content-type", "application/json")],
+        &quay,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(!r.json()["accepted"].as_array().unwrap().is_empty());
+    let m = serve.metrics();
+    assert_eq!(
+        metric(&m, "gantry_jobs{status=\"running\"}"),
+        0.0,
+        "intake-only replica ran a job"
+    );
+    assert!(metric(&m, "gantry_jobs{status=\"queued\"}") >= 6.0, "{m}");
+}
+
+/// A receiver that fails its first delivery: Gantry retries and delivers the verdict.
+#[test]
+fn verdict_notifications_are_retried_until_delivered() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = listener.local_addr().unwrap();
+    let received = Arc::new(Mutex::new(Vec::<(u16, String, String)>::new()));
+    {
+        let received = Arc::clone(&received);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut auth = String::new();
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("authorization:") {
+                        auth = line["authorization:".len()..].trim().to_string();
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let mut log = received.lock().unwrap();
+                // The first delivery fails; later ones succeed.
+                let status = if log.is_empty() { 503 } else { 204 };
+                log.push((status, auth, String::from_utf8_lossy(&body).into_owned()));
+                let _ = std::io::Write::write_all(
+                    &mut stream,
+                    format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+    }
+    let registry = RegistryHarness::start().unwrap();
+    let root = root_image("notify")
+        .push(&registry, "hook/app", Some("v1"), None)
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path())
+        .config(&format!(
+            "[notify]\nurl = \"http://{hook}/gantry\"\ndecisions = [\"deny\"]\nbackoff = \"100ms\"\nheaders = {{ Authorization = \"Bearer hook-token\" }}\n"
+        ))
+        .start();
+    let r = serve.post_json(
+        "/v1/scan",
+        &json!({"image": format!("{}/hook/app:v1", registry.host())}),
+    );
+    assert_eq!(r.json()["decision"], "deny", "{}", r.body);
+    serve.wait_for(
+        "the notification to be delivered",
+        Duration::from_secs(30),
+        || (received.lock().unwrap().len() >= 2).then_some(()),
+    );
+    let log = received.lock().unwrap().clone();
+    assert_eq!(log[0].0, 503);
+    assert_eq!(log[1].0, 204);
+    assert_eq!(log[0].2, log[1].2, "a retry sends the same notification");
+    assert_eq!(log[1].1, "Bearer hook-token");
+    let n: Value = serde_json::from_str(&log[1].2).unwrap();
+    assert_eq!(n["type"], "gantry.verdict");
+    assert_eq!(n["decision"], "deny");
+    assert_eq!(n["manifest_digest"], root.digest.to_string());
+    assert_eq!(n["repository"], format!("{}/hook/app", registry.host()));
+    assert!(
+        codes(&n["violations"]).contains(&"root-user".to_string()),
+        "{n}"
+    );
+    serve.wait_for("the delivered counter", Duration::from_secs(10), || {
+        let m = serve.metrics();
+        (metric(&m, "gantry_notifications_total{outcome=\"delivered\"}") == 1.0
+            && metric(&m, "gantry_notifications_total{outcome=\"retry\"}") == 1.0)
+            .then_some(())
+    });
+    // An allow verdict is not notified (decisions = ["deny"]).
+    let good = good_image("notify-ok")
+        .push(&registry, "hook/ok", Some("v1"), None)
+        .unwrap();
+    let r = serve.post_json(
+        "/v1/scan",
+        &json!({"image": format!("{}/hook/ok@{}", registry.host(), good.digest)}),
+    );
+    assert_eq!(r.json()["decision"], "allow");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(received.lock().unwrap().len(), 2);
+}

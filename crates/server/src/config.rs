@@ -108,7 +108,8 @@ impl Default for ServeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkersConfig {
-    /// Scans running at once in this process.
+    /// Scans running at once in this process. 0 makes an intake-only replica: it takes
+    /// webhooks and serves the API while other replicas (sharing Postgres) scan.
     pub concurrency: usize,
     /// A job's lease; renewed every third of it while the scan runs.
     #[serde(deserialize_with = "duration")]
@@ -531,9 +532,6 @@ impl Settings {
         let policy = Arc::new(Policy::compile(&bundle, &PolicyLimits::default())?);
 
         let w = &config.workers;
-        if w.concurrency == 0 {
-            return Err(invalid("workers.concurrency", "must be at least 1"));
-        }
         if w.max_attempts == 0 {
             return Err(invalid("workers.max_attempts", "must be at least 1"));
         }

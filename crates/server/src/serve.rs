@@ -130,6 +130,11 @@ pub async fn run(
     );
 
     let mut tasks = JoinSet::new();
+    if app.settings.workers.concurrency == 0 {
+        tracing::warn!(
+            "workers.concurrency = 0: this replica scans nothing; jobs wait for other replicas"
+        );
+    }
     for i in 0..app.settings.workers.concurrency {
         tasks.spawn(worker::run(Arc::clone(&app), worker::worker_name(i)));
     }
