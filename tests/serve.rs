@@ -17,12 +17,12 @@ use gantry_testkit::{
 };
 use serde_json::{Value, json};
 
-const PINNED_BASE: &str = "gcr.io/distroless/static-debian12:nonroot@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub(crate) const PINNED_BASE: &str = "gcr.io/distroless/static-debian12:nonroot@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const DISTRIBUTION_CT: &str = "application/vnd.docker.distribution.events.v2+json";
 
 // ---- images ----
 
-fn passwd_layer() -> LayerBuilder {
+pub(crate) fn passwd_layer() -> LayerBuilder {
     LayerBuilder::new(Compression::Gzip)
         .dir("etc")
         .file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
@@ -30,11 +30,11 @@ fn passwd_layer() -> LayerBuilder {
 }
 
 /// Passes every built-in check: pinned base, numeric non-root user, one static binary.
-fn good_image(marker: &str) -> BuiltImage {
+pub(crate) fn good_image(marker: &str) -> BuiltImage {
     good_builder(marker).build().unwrap()
 }
 
-fn good_builder(marker: &str) -> ImageBuilder {
+pub(crate) fn good_builder(marker: &str) -> ImageBuilder {
     ImageBuilder::new()
         .annotation("org.opencontainers.image.base.name", PINNED_BASE)
         .user("65534:65534")
@@ -50,11 +50,11 @@ fn good_builder(marker: &str) -> ImageBuilder {
 }
 
 /// Fails only `root-user`: pinned, no toolchain, but USER root.
-fn root_image(marker: &str) -> BuiltImage {
+pub(crate) fn root_image(marker: &str) -> BuiltImage {
     root_builder(marker).build().unwrap()
 }
 
-fn root_builder(marker: &str) -> ImageBuilder {
+pub(crate) fn root_builder(marker: &str) -> ImageBuilder {
     ImageBuilder::new()
         .annotation("org.opencontainers.image.base.name", PINNED_BASE)
         .user("root")
@@ -66,7 +66,7 @@ fn root_builder(marker: &str) -> ImageBuilder {
         ))
 }
 
-fn arch(arch: &str) -> Platform {
+pub(crate) fn arch(arch: &str) -> Platform {
     Platform {
         os: "linux".into(),
         architecture: arch.into(),
@@ -77,14 +77,16 @@ fn arch(arch: &str) -> Platform {
 // ---- the service under test ----
 
 /// A running `gantry serve`; SIGKILLed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    api: SocketAddr,
-    admin: SocketAddr,
+    pub(crate) api: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    /// The HTTPS admission listener, when TLS was configured.
+    pub(crate) admission: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
 }
 
-struct ServeSetup<'a> {
+pub(crate) struct ServeSetup<'a> {
     home: &'a Path,
     data_dir: PathBuf,
     config: Option<String>,
@@ -93,7 +95,7 @@ struct ServeSetup<'a> {
 }
 
 impl<'a> ServeSetup<'a> {
-    fn new(home: &'a Path) -> ServeSetup<'a> {
+    pub(crate) fn new(home: &'a Path) -> ServeSetup<'a> {
         ServeSetup {
             home,
             data_dir: home.join("data"),
@@ -103,22 +105,22 @@ impl<'a> ServeSetup<'a> {
         }
     }
 
-    fn config(mut self, toml: &str) -> Self {
+    pub(crate) fn config(mut self, toml: &str) -> Self {
         self.config = Some(toml.to_string());
         self
     }
 
-    fn arg(mut self, a: &str) -> Self {
+    pub(crate) fn arg(mut self, a: &str) -> Self {
         self.args.push(a.to_string());
         self
     }
 
-    fn env(mut self, k: &str, v: &str) -> Self {
+    pub(crate) fn env(mut self, k: &str, v: &str) -> Self {
         self.envs.push((k.to_string(), v.to_string()));
         self
     }
 
-    fn start(&self) -> Serve {
+    pub(crate) fn start(&self) -> Serve {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
@@ -167,32 +169,28 @@ impl<'a> ServeSetup<'a> {
                 panic!("gantry serve did not start:\n{}", log.lock().unwrap());
             }
         };
-        let field = |name: &str| -> SocketAddr {
-            let start = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
-            line[start..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
+        let field = |name: &str| -> Option<SocketAddr> {
+            let start = line.find(&format!(" {name}="))? + name.len() + 2;
+            line[start..].split_whitespace().next()?.parse().ok()
         };
         Serve {
-            api: field("api"),
-            admin: field("admin"),
+            api: field("api").unwrap(),
+            admin: field("admin").unwrap(),
+            admission: field("admission"),
             child,
             log,
         }
     }
 }
 
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
@@ -251,21 +249,21 @@ fn try_post(
     req.send(body).map(reply)
 }
 
-fn get(base: SocketAddr, path: &str) -> Reply {
+pub(crate) fn get(base: SocketAddr, path: &str) -> Reply {
     try_get(base, path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
-fn post(base: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub(crate) fn post(base: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     try_post(base, path, headers, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
 }
 
 impl Serve {
-    fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         try_get(self.api, path)
             .unwrap_or_else(|e| panic!("GET {path}: {e}\ngantry log:\n{}", self.log()))
     }
 
-    fn post_json(&self, path: &str, body: &Value) -> Reply {
+    pub(crate) fn post_json(&self, path: &str, body: &Value) -> Reply {
         let body = body.to_string();
         try_post(
             self.api,
@@ -276,23 +274,28 @@ impl Serve {
         .unwrap_or_else(|e| panic!("POST {path}: {e}\ngantry log:\n{}", self.log()))
     }
 
-    fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         let r = get(self.admin, "/metrics");
         assert_eq!(r.status, 200);
         r.body
     }
 
     /// The value of one metric line (`name{labels}`), 0 when absent.
-    fn metric(&self, series: &str) -> f64 {
+    pub(crate) fn metric(&self, series: &str) -> f64 {
         metric(&self.metrics(), series)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// Polls `f` until it returns Some, failing with the service log after `timeout`.
-    fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    pub(crate) fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
         let end = Instant::now() + timeout;
         loop {
             if let Some(v) = f() {
@@ -306,7 +309,7 @@ impl Serve {
     }
 
     /// The stored verdict of `digest`, once there is one.
-    fn verdict(&self, digest: &str) -> Value {
+    pub(crate) fn verdict(&self, digest: &str) -> Value {
         self.wait_for(
             &format!("a verdict for {digest}"),
             Duration::from_secs(60),
@@ -317,7 +320,7 @@ impl Serve {
         )
     }
 
-    fn terminate(&mut self) -> ExitStatus {
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -337,7 +340,7 @@ impl Serve {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -349,13 +352,13 @@ impl Drop for Serve {
     }
 }
 
-fn metric(text: &str, series: &str) -> f64 {
+pub(crate) fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
-fn codes(findings: &Value) -> Vec<String> {
+pub(crate) fn codes(findings: &Value) -> Vec<String> {
     findings
         .as_array()
         .unwrap()

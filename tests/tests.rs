@@ -26,3 +26,5 @@ mod policy;
 mod sbom;
 // gantry serve: registry notifications, API, crash/restart, burst, Postgres replicas.
 mod serve;
+// The Kubernetes admission webhook over HTTPS: every workload kind, modes, budget, bad reviews.
+mod admission;

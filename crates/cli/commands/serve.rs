@@ -37,6 +37,26 @@ pub struct ServeArgs {
     /// Policy directory [default: the built-in policies].
     #[arg(long, value_name = "DIR", env = "GANTRY_POLICY")]
     pub policy: Option<PathBuf>,
+    /// HTTPS address of the Kubernetes admission webhook [default: 0.0.0.0:8443]; only with
+    /// --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR", env = "GANTRY_ADMISSION_LISTEN")]
+    pub admission_listen: Option<SocketAddr>,
+    /// PEM certificate chain of the admission listener (re-read when the file changes).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GANTRY_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the admission listener.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "GANTRY_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Applies flags and environment over the file (or the defaults).
@@ -59,6 +79,15 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     }
     if let Some(v) = &args.policy {
         config.policy = Some(v.clone());
+    }
+    if let Some(v) = args.admission_listen {
+        config.admission.listen = v;
+    }
+    if let Some(v) = &args.tls_cert {
+        config.admission.tls_cert = Some(v.clone());
+    }
+    if let Some(v) = &args.tls_key {
+        config.admission.tls_key = Some(v.clone());
     }
     Ok(config)
 }

@@ -9,23 +9,18 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gantry_model::oci::DocumentKind;
 use gantry_model::{Digest, ImageRef, Platform};
 use gantry_registry::RegistryError;
-use gantry_store::{JobSpec, JobStatus, JobView, StoredVerdict};
+use gantry_store::{JobView, StoredVerdict};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
 use crate::app::{ApiError, App};
-use crate::judge;
+use crate::lookup::{self, Lookup, LookupError};
 
 /// Largest `POST /v1/scan` body: one reference and two numbers.
 pub const MAX_SCAN_BODY_BYTES: usize = 16 * 1024;
-
-/// How often a `POST /v1/scan` waiter re-reads its job when no local worker signals (the job
-/// may run on another replica).
-const SCAN_POLL: Duration = Duration::from_millis(200);
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -250,7 +245,8 @@ pub async fn scan(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
         .map_err(|e| ApiError::bad_request("invalid-reference", format!("{:?}: {e}", req.image)))?;
     let deadline = Instant::now() + budget;
 
-    let Ok(started) = timeout_at(deadline, start(&app, &reference, &platform)).await else {
+    let started = lookup::lookup(&app, &reference, &platform, Duration::ZERO, "api");
+    let Ok(started) = timeout_at(deadline, started).await else {
         return Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "budget-exceeded",
@@ -260,13 +256,13 @@ pub async fn scan(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
             ),
         ));
     };
-    let (digest, job_id) = match started? {
-        Started::Known(v) => return answer(&v, None, true),
-        Started::Queued { digest, job_id } => (digest, job_id),
+    let (digest, job_id) = match started.map_err(|e| lookup_error(&reference, e))? {
+        Lookup::Known(v) => return answer(&v, None, true),
+        Lookup::Pending { digest, job_id } => (digest, job_id),
     };
-    match timeout_at(deadline, wait(&app, job_id, &digest)).await {
+    match timeout_at(deadline, lookup::wait(&app, job_id, &digest)).await {
         Ok(result) => {
-            let v = result?;
+            let v = result.map_err(|e| lookup_error(&reference, e))?;
             answer(&v, Some(job_id), false)
         }
         Err(_) => {
@@ -295,11 +291,6 @@ pub async fn scan(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-enum Started {
-    Known(StoredVerdict),
-    Queued { digest: String, job_id: i64 },
-}
-
 fn registry_error(reference: &ImageRef, e: &RegistryError) -> ApiError {
     let status = match e {
         RegistryError::NotFound { .. } | RegistryError::NoMatchingPlatform { .. } => {
@@ -310,94 +301,18 @@ fn registry_error(reference: &ImageRef, e: &RegistryError) -> ApiError {
     ApiError::new(status, e.code(), format!("{reference}: {e}"))
 }
 
-/// Resolves the reference to a platform image digest; answers from the store or queues a job.
-async fn start(app: &App, reference: &ImageRef, platform: &Platform) -> Result<Started, ApiError> {
-    let fail = |e: RegistryError| registry_error(reference, &e);
-    let source = judge::open(app, reference).await.map_err(fail)?;
-    let root = source.root().await.map_err(fail)?;
-    let digest = match root.kind {
-        DocumentKind::Manifest => root.digest.clone(),
-        DocumentKind::Index => {
-            gantry_registry::resolve_one(source.as_ref(), Some(platform))
-                .await
-                .map_err(fail)?
-                .manifest_digest
+fn lookup_error(reference: &ImageRef, e: LookupError) -> ApiError {
+    match e {
+        LookupError::Registry(r) => registry_error(reference, &r),
+        LookupError::Store(s) => ApiError::store(&s),
+        LookupError::Failed(message) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "scan-failed", message)
         }
-    };
-    let digest_text = digest.to_string();
-    if let Some(tag) = reference.tag() {
-        app.store
-            .add_tag(&reference.name(), tag, &digest_text)
-            .await
-            .map_err(|e| ApiError::store(&e))?;
-    }
-    if let Some(v) = app
-        .store
-        .verdict(&digest_text, app.policy_digest())
-        .await
-        .map_err(|e| ApiError::store(&e))?
-    {
-        return Ok(Started::Known(v));
-    }
-    let enqueued = app
-        .store
-        .enqueue(JobSpec {
-            image_ref: reference.with_digest(digest).to_string(),
-            digest: Some(digest_text.clone()),
-            event_id: None,
-            source: "api".to_string(),
-            policy_digest: app.policy_digest().to_string(),
-        })
-        .await
-        .map_err(|e| ApiError::store(&e))?;
-    app.work.notify_waiters();
-    Ok(Started::Queued {
-        digest: digest_text,
-        job_id: enqueued.id,
-    })
-}
-
-/// Waits for the job to finish (woken by local workers; polling for other replicas').
-async fn wait(app: &App, job_id: i64, digest: &str) -> Result<StoredVerdict, ApiError> {
-    loop {
-        // Registered before reading the job, so a completion in between is not missed.
-        let finished = app.finished.notified();
-        let job = app
-            .store
-            .job(job_id)
-            .await
-            .map_err(|e| ApiError::store(&e))?
-            .ok_or_else(|| ApiError::not_found(format!("job {job_id} disappeared")))?;
-        match job.status {
-            JobStatus::Done => {
-                return app
-                    .store
-                    .verdict(digest, app.policy_digest())
-                    .await
-                    .map_err(|e| ApiError::store(&e))?
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "missing-result",
-                            format!("job {job_id} is done but no verdict is stored for {digest}"),
-                        )
-                    });
-            }
-            JobStatus::Failed => {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "scan-failed",
-                    job.last_error
-                        .unwrap_or_else(|| format!("job {job_id} failed")),
-                ));
-            }
-            JobStatus::Queued | JobStatus::Running => {
-                tokio::select! {
-                    () = finished => {}
-                    () = tokio::time::sleep(SCAN_POLL) => {}
-                }
-            }
-        }
+        e @ LookupError::Missing { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "missing-result",
+            e.to_string(),
+        ),
     }
 }
 

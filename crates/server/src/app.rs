@@ -28,6 +28,8 @@ pub struct App {
     pub work: Notify,
     /// Wakes `POST /v1/scan` waiters when a local worker finished a job.
     pub finished: Notify,
+    /// Reference → digest resolutions (admission asks for the same tags over and over).
+    pub resolutions: crate::lookup::Resolutions,
     /// Set on SIGTERM: intake answers 503 so the registry retries elsewhere or later.
     draining: AtomicBool,
     /// The same, for tasks that wait on it (running scans start their grace period).
@@ -44,6 +46,7 @@ impl App {
             metrics: Metrics::new(),
             work: Notify::new(),
             finished: Notify::new(),
+            resolutions: crate::lookup::Resolutions::default(),
             draining: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
         })

@@ -48,7 +48,7 @@ pub enum ConfigError {
     Policy(#[from] gantry_policy::PolicyError),
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
@@ -83,6 +83,8 @@ pub struct ServeConfig {
     pub webhooks: WebhooksConfig,
     /// Outbound verdict notifications.
     pub notify: Option<NotifyConfig>,
+    /// Kubernetes validating admission webhook.
+    pub admission: AdmissionConfig,
 }
 
 impl Default for ServeConfig {
@@ -100,8 +102,95 @@ impl Default for ServeConfig {
             registry: RegistryConfig::default(),
             webhooks: WebhooksConfig::default(),
             notify: None,
+            admission: AdmissionConfig::default(),
         }
     }
+}
+
+/// `[admission]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// HTTPS listener; used only when a certificate and key are configured.
+    pub listen: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub mode: AdmissionMode,
+    pub failure_mode: FailureMode,
+    /// Subtracted from the API server's `?timeout=` to get the scan budget.
+    #[serde(deserialize_with = "duration")]
+    pub safety_margin: Duration,
+    /// Budget base when a request names no timeout.
+    #[serde(deserialize_with = "duration")]
+    pub default_timeout: Duration,
+    /// Platform picked from multi-platform images.
+    pub platform: String,
+    /// How long a tag → digest resolution is reused. Tags move; digests do not: 0 resolves
+    /// every tag on every request.
+    #[serde(deserialize_with = "duration")]
+    pub tag_cache_ttl: Duration,
+    pub exempt_namespaces: Vec<String>,
+    pub namespaces: Vec<NamespaceMode>,
+    pub exemptions: Vec<ExemptionConfig>,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            tls_cert: None,
+            tls_key: None,
+            mode: AdmissionMode::Enforce,
+            failure_mode: FailureMode::Closed,
+            safety_margin: Duration::from_secs(2),
+            default_timeout: Duration::from_secs(10),
+            platform: "linux/amd64".to_string(),
+            tag_cache_ttl: Duration::from_secs(30),
+            exempt_namespaces: vec!["kube-system".to_string()],
+            namespaces: Vec::new(),
+            exemptions: Vec::new(),
+        }
+    }
+}
+
+/// Whether denials block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdmissionMode {
+    /// Denied images are refused.
+    Enforce,
+    /// Dry run: everything is admitted; denials become warnings and audit annotations.
+    Warn,
+}
+
+/// What happens when no verdict is known in time, or the registry fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureMode {
+    Closed,
+    Open,
+}
+
+/// `[[admission.namespaces]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceMode {
+    pub name: String,
+    pub mode: AdmissionMode,
+}
+
+/// `[[admission.exemptions]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExemptionConfig {
+    /// Glob over the normalised reference (`docker.io/library/nginx:1.*`).
+    pub image: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// `2027-01-31` or RFC 3339; required so that no exemption is forgotten forever.
+    pub expires: String,
 }
 
 /// `[workers]`.
@@ -386,6 +475,8 @@ pub struct Settings {
     /// Enabled endpoints only.
     pub endpoints: BTreeMap<Source, Endpoint>,
     pub notify: Option<Notify>,
+    /// The admission webhook, when a certificate is configured.
+    pub admission: Option<crate::admission::AdmissionSettings>,
 }
 
 /// Where the store is.
@@ -637,6 +728,8 @@ impl Settings {
             }
         };
 
+        let admission = crate::admission::AdmissionSettings::resolve(&config.admission)?;
+
         Ok(Settings {
             listen: config.listen,
             admin_listen: config.admin_listen,
@@ -659,6 +752,7 @@ impl Settings {
             },
             endpoints,
             notify,
+            admission,
         })
     }
 

@@ -51,14 +51,17 @@
 //! ```
 
 pub mod admin;
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod config;
 pub mod intake;
 pub mod judge;
+pub mod lookup;
 pub mod metrics;
 pub mod notify;
 pub mod serve;
+pub mod tls;
 pub mod webhook;
 pub mod worker;
 

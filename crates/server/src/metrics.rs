@@ -80,6 +80,8 @@ pub struct Metrics {
     cache_misses: AtomicU64,
     verdicts: Family<DecisionLabels, Counter>,
     notifications: Family<OutcomeLabels, Counter>,
+    admission: Family<DecisionLabels, Counter>,
+    admission_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -137,6 +139,20 @@ impl Metrics {
             "Outbound verdict notifications, by outcome",
             notifications.clone(),
         );
+        let admission = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "gantry_admission_requests",
+            "Admission reviews answered, by decision (allow, deny, warn, exempt, error, invalid)",
+            admission.clone(),
+        );
+        // 1 ms to ~30 s: a stored verdict is a few milliseconds; a scan on demand is bounded
+        // by the API server's timeout.
+        let admission_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "gantry_admission_duration_seconds",
+            "Time to answer one admission review",
+            admission_seconds.clone(),
+        );
         Metrics {
             registry,
             events,
@@ -148,7 +164,19 @@ impl Metrics {
             cache_misses: AtomicU64::new(0),
             verdicts,
             notifications,
+            admission,
+            admission_seconds,
         }
+    }
+
+    /// Counts one admission review and its duration.
+    pub fn admission(&self, decision: &str, seconds: f64) {
+        self.admission
+            .get_or_create(&DecisionLabels {
+                decision: decision.to_string(),
+            })
+            .inc();
+        self.admission_seconds.observe(seconds);
     }
 
     /// Counts one webhook event.

@@ -40,6 +40,8 @@ pub enum ServeError {
     },
     #[error("serving HTTP: {0}")]
     Http(#[source] std::io::Error),
+    #[error("admission TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The public router: webhooks and the API.
@@ -117,12 +119,32 @@ pub async fn run(
             addr: admin_listen,
             source,
         })?;
+    let admission = match &settings.admission {
+        Some(a) => {
+            let cert = crate::tls::ReloadingCert::new(&a.tls_cert, &a.tls_key)?;
+            let config = crate::tls::server_config(Arc::clone(&cert))?;
+            let listener =
+                TcpListener::bind(a.listen)
+                    .await
+                    .map_err(|source| ServeError::Bind {
+                        addr: a.listen,
+                        source,
+                    })?;
+            Some((listener, config, cert))
+        }
+        None => None,
+    };
     let app = open(settings).await?;
     let public_addr = public.local_addr().map_err(ServeError::Http)?;
     let admin_addr = admin.local_addr().map_err(ServeError::Http)?;
+    let admission_addr = match &admission {
+        Some((l, _, _)) => Some(l.local_addr().map_err(ServeError::Http)?),
+        None => None,
+    };
     tracing::info!(
         api = %public_addr,
         admin = %admin_addr,
+        admission = %admission_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
         store = %app.settings.database.describe(),
         policy = app.policy_digest(),
         workers = app.settings.workers.concurrency,
@@ -154,6 +176,18 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "re-evaluating stored verdicts failed"),
             }
         });
+    }
+
+    if let Some((listener, config, cert)) = admission {
+        let stop = Arc::clone(&app);
+        tasks.spawn(cert.watch(async move { stop.drained().await }));
+        let stop = Arc::clone(&app);
+        tasks.spawn(crate::tls::serve(
+            listener,
+            config,
+            crate::admission::router(Arc::clone(&app)),
+            async move { stop.drained().await },
+        ));
     }
 
     let admin_server = {

@@ -1,0 +1,170 @@
+//! Which images an admitted object would run: every container kind of a Pod spec, and image
+//! volumes, wherever the object keeps its Pod spec.
+
+use k8s_openapi::api::core::v1::PodSpec;
+use serde_json::Value;
+
+/// Where in the Pod spec an image was named (shown in denials: "container app").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUse {
+    /// The reference as written in the spec.
+    pub image: String,
+    /// `container app`, `initContainer migrate`, `ephemeralContainer debugger`, `volume data`.
+    pub place: String,
+}
+
+/// Why no images could be read from an object.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// A kind this webhook does not judge (the webhook configuration should not send it).
+    #[error("kind {0} carries no pod template Gantry knows")]
+    UnsupportedKind(String),
+    /// The object has no Pod spec where its kind keeps one.
+    #[error("{kind} has no pod spec at {path}")]
+    NoPodSpec { kind: String, path: &'static str },
+    /// The Pod spec does not match the Kubernetes schema.
+    #[error("{kind} pod spec is invalid: {message}")]
+    InvalidPodSpec { kind: String, message: String },
+}
+
+/// Path of the Pod spec inside an object of `kind`.
+fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "Pod" => &["spec"],
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController"
+        | "PodTemplate" => &["spec", "template", "spec"],
+        "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
+        _ => return None,
+    })
+}
+
+/// The images of `object`, whose kind is `kind`, in spec order, duplicates kept (each use is
+/// reported where it is).
+pub fn images_of(kind: &str, object: &Value) -> Result<Vec<ImageUse>, ObjectError> {
+    let path = pod_spec_path(kind).ok_or_else(|| ObjectError::UnsupportedKind(kind.to_string()))?;
+    let mut node = object;
+    for key in path {
+        node = node.get(key).ok_or_else(|| ObjectError::NoPodSpec {
+            kind: kind.to_string(),
+            path: match path.len() {
+                1 => ".spec",
+                3 => ".spec.template.spec",
+                _ => ".spec.jobTemplate.spec.template.spec",
+            },
+        })?;
+    }
+    let spec: PodSpec =
+        serde_json::from_value(node.clone()).map_err(|e| ObjectError::InvalidPodSpec {
+            kind: kind.to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(from_spec(&spec))
+}
+
+fn from_spec(spec: &PodSpec) -> Vec<ImageUse> {
+    let mut uses = Vec::new();
+    let mut add = |image: Option<&String>, place: String| {
+        if let Some(image) = image.filter(|i| !i.trim().is_empty()) {
+            uses.push(ImageUse {
+                image: image.trim().to_string(),
+                place,
+            });
+        }
+    };
+    for c in spec.init_containers.iter().flatten() {
+        add(c.image.as_ref(), format!("initContainer {}", c.name));
+    }
+    for c in &spec.containers {
+        add(c.image.as_ref(), format!("container {}", c.name));
+    }
+    for c in spec.ephemeral_containers.iter().flatten() {
+        add(c.image.as_ref(), format!("ephemeralContainer {}", c.name));
+    }
+    for v in spec.volumes.iter().flatten() {
+        if let Some(image) = &v.image {
+            add(image.reference.as_ref(), format!("volume {}", v.name));
+        }
+    }
+    uses
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> Value {
+        json!({
+            "initContainers": [{"name": "migrate", "image": "registry.example.com/app/migrate:1"}],
+            "containers": [{"name": "app", "image": "nginx"}, {"name": "side", "image": "nginx"}],
+            "ephemeralContainers": [{"name": "debugger", "image": "busybox:1.36"}],
+            "volumes": [{"name": "models", "image": {"reference": "registry.example.com/models:v3"}}, {"name": "tmp", "emptyDir": {}}],
+        })
+    }
+
+    #[test]
+    fn every_workload_kind_is_read() {
+        let cases = [
+            ("Pod", json!({"spec": spec()})),
+            (
+                "Deployment",
+                json!({"spec": {"template": {"spec": spec()}}}),
+            ),
+            (
+                "StatefulSet",
+                json!({"spec": {"template": {"spec": spec()}}}),
+            ),
+            ("DaemonSet", json!({"spec": {"template": {"spec": spec()}}})),
+            (
+                "ReplicaSet",
+                json!({"spec": {"template": {"spec": spec()}}}),
+            ),
+            ("Job", json!({"spec": {"template": {"spec": spec()}}})),
+            (
+                "ReplicationController",
+                json!({"spec": {"template": {"spec": spec()}}}),
+            ),
+            (
+                "CronJob",
+                json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec()}}}}}),
+            ),
+        ];
+        for (kind, object) in cases {
+            let uses = images_of(kind, &object).unwrap();
+            let places: Vec<&str> = uses.iter().map(|u| u.place.as_str()).collect();
+            assert_eq!(
+                places,
+                [
+                    "initContainer migrate",
+                    "container app",
+                    "container side",
+                    "ephemeralContainer debugger",
+                    "volume models"
+                ],
+                "{kind}"
+            );
+            assert_eq!(uses[4].image, "registry.example.com/models:v3");
+        }
+    }
+
+    #[test]
+    fn missing_or_invalid_specs_are_errors() {
+        assert!(matches!(
+            images_of("Service", &json!({})),
+            Err(ObjectError::UnsupportedKind(_))
+        ));
+        assert!(matches!(
+            images_of("Deployment", &json!({"spec": {}})),
+            Err(ObjectError::NoPodSpec { .. })
+        ));
+        assert!(matches!(
+            images_of("Pod", &json!({"spec": {"containers": "nope"}})),
+            Err(ObjectError::InvalidPodSpec { .. })
+        ));
+    }
+}
