@@ -661,6 +661,14 @@ impl Settings {
         }
         gantry_scan::limits::apply(&args, &mut layer_limits, &mut fetch_limits);
 
+        if let Some(path) = &config.registry.docker_config
+            && !path.exists()
+        {
+            return Err(invalid(
+                "registry.docker_config",
+                format!("{} does not exist", path.display()),
+            ));
+        }
         let mut credentials = BTreeMap::new();
         for (i, c) in config.registry.credentials.iter().enumerate() {
             let key = format!("registry.credentials[{i}]");

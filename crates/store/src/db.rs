@@ -191,8 +191,15 @@ impl Store {
     /// - `postgres://USER:PASSWORD@HOST/DB` (or `postgresql://`): several replicas share the queue.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         if url.starts_with("sqlite:") {
+            // Created when missing, as the embedded default is — unless the URL says how to
+            // open it (`?mode=ro`, `?mode=rw`), which is then taken as written.
             let options =
                 SqliteConnectOptions::from_str(url).map_err(|source| open_error(url, source))?;
+            let options = if url.contains("mode=") {
+                options
+            } else {
+                options.create_if_missing(true)
+            };
             Store::open_sqlite_with(options, url).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options =

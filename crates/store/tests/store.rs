@@ -518,6 +518,24 @@ async fn queue_and_results_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn plain_sqlite_url_creates_the_file_and_an_explicit_mode_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    store.close().await;
+    assert!(path.exists());
+    let missing = dir.path().join("missing.db");
+    let err = Store::open(&format!("sqlite://{}?mode=rw", missing.display()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(!missing.exists());
+}
+
+#[tokio::test]
 async fn open_rejects_unknown_urls_and_hides_passwords() {
     let err = Store::open("mysql://u:hunter2@h/db").await.unwrap_err();
     assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
