@@ -28,3 +28,7 @@ mod sbom;
 mod serve;
 // The Kubernetes admission webhook over HTTPS: every workload kind, modes, budget, bad reviews.
 mod admission;
+// `gantry cert`: the admission webhook's CA, serving certificate and caBundle patch, checked with OpenSSL.
+mod cert;
+// deploy/kubernetes: every overlay builds and is accepted by kubectl; the webhook's and pod's properties.
+mod kubernetes;

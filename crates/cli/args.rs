@@ -30,6 +30,9 @@ pub enum Command {
     Policy(crate::commands::policy::PolicyArgs),
     /// Run the service: registry webhooks in, durable scans, verdicts and SBOMs over HTTP.
     Serve(crate::commands::serve::ServeArgs),
+    /// Make a CA and the admission webhook's serving certificate, plus the kustomize patch
+    /// that puts the CA into the webhook configuration (clusters without cert-manager).
+    Cert(crate::commands::cert::CertArgs),
 }
 
 /// Output format of `gantry scan`.

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+pub mod cert;
 pub mod inspect;
 pub mod policy;
 pub mod sbom;
@@ -24,6 +25,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sbom(args) => sbom::run(args).await,
         Command::Policy(args) => policy::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Cert(args) => cert::run(args).await,
     }
 }
 
