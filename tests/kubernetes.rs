@@ -880,3 +880,123 @@ fn humantime_secs(d: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{d}"))
 }
+
+// ---- the shipped config and `gantry cert`'s files, served by the real gantry serve ----
+
+/// POSTs an AdmissionReview to `addr` over TLS, verifying the server as the API server does:
+/// against `ca_pem` only, for the Service's name (not the address dialled).
+fn admission_post(
+    addr: std::net::SocketAddr,
+    ca_pem: &[u8],
+    review: &serde_json::Value,
+) -> serde_json::Value {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from("gantry.gantry-system.svc").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let body = review.to_string();
+    let head = format!(
+        "POST /admission?timeout=10s HTTP/1.1\r\nhost: gantry.gantry-system.svc\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(body.as_bytes()).unwrap();
+    tls.flush().unwrap();
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A server may close without close_notify after `connection: close`.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => panic!("TLS read: {e}"),
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{text}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+fn pod_review(uid: &str, namespace: &str, image: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": {"username": "alice"},
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "p", "namespace": namespace},
+                "spec": {"containers": [{"name": "app", "image": image}]}
+            }
+        }
+    })
+}
+
+/// The ConfigMap's gantry.toml starts the real server (every key known, every value valid),
+/// and the admission listener serves `gantry cert`'s certificate, which verifies against
+/// ca.crt for the name the API server dials. Only the listen addresses, the data directory and
+/// the certificate paths are overridden (by flags, as a pod could with env).
+#[test]
+fn shipped_config_serves_admission_with_the_gantry_cert_certificate() {
+    let home = tempfile::tempdir().unwrap();
+    let certs = home.path().join("certs");
+    let out = gantry(home.path(), &["cert", "--out", certs.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "gantry cert:\n{}", stderr(&out));
+    let config = std::fs::read_to_string(deploy_dir().join("base/gantry.toml")).unwrap();
+    let serve = crate::serve::ServeSetup::new(home.path())
+        .config(&config)
+        .arg("--admission-listen")
+        .arg("127.0.0.1:0")
+        .arg("--tls-cert")
+        .arg(certs.join("tls.crt").to_str().unwrap())
+        .arg("--tls-key")
+        .arg(certs.join("tls.key").to_str().unwrap())
+        .env("POD_NAMESPACE", "gantry-system")
+        .start();
+    let addr = serve.admission.expect("the admission listener runs");
+    let ca = std::fs::read(certs.join("ca.crt")).unwrap();
+
+    // Gantry's own namespace (POD_NAMESPACE) and kube-system are exempt.
+    for (uid, ns) in [("own", "gantry-system"), ("system", "kube-system")] {
+        let answer = admission_post(addr, &ca, &pod_review(uid, ns, "nginx"));
+        assert_eq!(answer["response"]["uid"], uid);
+        assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    }
+    // Elsewhere the shipped warn mode admits what cannot be judged (no registry listens on
+    // port 1), and says so.
+    let answer = admission_post(
+        addr,
+        &ca,
+        &pod_review("app", "default", "127.0.0.1:1/app/api:1"),
+    );
+    let response = &answer["response"];
+    assert_eq!(response["uid"], "app");
+    assert_eq!(response["allowed"], true, "warn mode admits: {answer}");
+    let warnings = response["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("127.0.0.1:1/app/api:1")),
+        "{answer}"
+    );
+}
