@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gantry benchmarks.
 #
-#   scripts/bench.sh [section...]      sections: layer_walk full_scan (default: all)
+#   scripts/bench.sh [section...]      sections: layer_walk full_scan serve (default: all)
 #
 # Each section is a function `section_<name>` that prints a Markdown table to stdout (progress
 # goes to stderr); add a section by writing the function and listing it in SECTIONS.
@@ -9,6 +9,7 @@
 # Environment:
 #   BENCH_DATA  where generated inputs live (default target/bench-data; reused between runs)
 #   RUNS        runs per measurement; the median is reported (default 3)
+#   EVENTS SENDERS REVIEWS IN_FLIGHT   load of the `serve` section (1000 16 10000 200)
 #
 # Numbers: MB = 10^6 bytes. "seconds" is wall-clock time, "cpu s" user+system time. MB/s
 # (uncompressed output) and "vs tool" are computed from cpu s: the walk is single-threaded, so
@@ -21,7 +22,7 @@ ROOT=$PWD
 DATA=${BENCH_DATA:-$ROOT/target/bench-data}
 RUNS=${RUNS:-3}
 EXAMPLES=$ROOT/target/release/examples
-SECTIONS=(layer_walk full_scan)
+SECTIONS=(layer_walk full_scan serve)
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -237,6 +238,20 @@ section_full_scan() {
     done
     echo
     echo "SBOMs and reports of the last run: $out."
+}
+
+# gantry serve under load: webhook intake latency (1,000 push events with redeliveries from 16
+# senders) and admission latency for a stored verdict (10,000 reviews, 200 in flight over
+# kept-alive HTTPS). Everything on loopback: the Debian registry and the release binary.
+section_serve() {
+    [ -x /usr/bin/docker-registry ] || { log "installing docker-registry"; apt-get install -y docker-registry >&2; }
+    log "building the release binary and the serve benchmark"
+    cargo build --release >&2
+    cargo build --release -p gantry-server --example serve_bench >&2
+    echo "### gantry serve under load ($(nproc) CPUs; load generator on the same machine)"
+    echo
+    GANTRY_BIN=$ROOT/target/release/gantry "$EXAMPLES/serve_bench" "${EVENTS:-1000}" "${SENDERS:-16}" "${REVIEWS:-10000}" "${IN_FLIGHT:-200}"
+    echo
 }
 
 main() {

@@ -30,6 +30,8 @@ pub struct App {
     pub finished: Notify,
     /// Reference → digest resolutions (admission asks for the same tags over and over).
     pub resolutions: crate::lookup::Resolutions,
+    /// Verdicts by (digest, policy bundle), in front of the store.
+    pub verdicts: crate::lookup::Verdicts,
     /// Set on SIGTERM: intake answers 503 so the registry retries elsewhere or later.
     draining: AtomicBool,
     /// The same, for tasks that wait on it (running scans start their grace period).
@@ -47,6 +49,7 @@ impl App {
             work: Notify::new(),
             finished: Notify::new(),
             resolutions: crate::lookup::Resolutions::default(),
+            verdicts: crate::lookup::Verdicts::default(),
             draining: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
         })

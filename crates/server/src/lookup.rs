@@ -75,6 +75,46 @@ impl Resolutions {
     }
 }
 
+/// Verdicts recently read or written by this process, by (digest, policy bundle): admission
+/// asks for the same few images thousands of times, and a verdict for a pair does not change
+/// except by a new scan of the same bytes under the same rules.
+#[derive(Debug, Default)]
+pub struct Verdicts {
+    map: Mutex<HashMap<(String, String), StoredVerdict>>,
+}
+
+impl Verdicts {
+    fn get(&self, digest: &str, policy: &str) -> Option<StoredVerdict> {
+        let map = self.map.lock().ok()?;
+        map.get(&(digest.to_string(), policy.to_string())).cloned()
+    }
+
+    /// Remembers `v` (also called by the worker when it stores a result).
+    pub fn put(&self, v: &StoredVerdict) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= MAX_RESOLUTIONS {
+                map.clear();
+            }
+            map.insert(
+                (v.manifest_digest.clone(), v.policy_digest.clone()),
+                v.clone(),
+            );
+        }
+    }
+}
+
+/// The stored verdict for `digest` under the current bundle, from memory or the store.
+pub async fn stored_verdict(app: &App, digest: &str) -> Result<Option<StoredVerdict>, StoreError> {
+    if let Some(v) = app.verdicts.get(digest, app.policy_digest()) {
+        return Ok(Some(v));
+    }
+    let found = app.store.verdict(digest, app.policy_digest()).await?;
+    if let Some(v) = &found {
+        app.verdicts.put(v);
+    }
+    Ok(found)
+}
+
 /// The manifest digest of `reference` for `platform`. `tag_ttl` allows reusing a tag's
 /// resolution that young (admission: many pods, one tag); a reference by digest is resolved
 /// once per process.
@@ -119,7 +159,7 @@ pub async fn lookup(
 ) -> Result<Lookup, LookupError> {
     let digest = resolve(app, reference, platform, tag_ttl).await?;
     let digest_text = digest.to_string();
-    if let Some(v) = app.store.verdict(&digest_text, app.policy_digest()).await? {
+    if let Some(v) = stored_verdict(app, &digest_text).await? {
         return Ok(Lookup::Known(v));
     }
     if let Some(tag) = reference.tag() {
@@ -153,9 +193,7 @@ pub async fn wait(app: &App, job_id: i64, digest: &str) -> Result<StoredVerdict,
         match job.as_ref().map(|j| j.status) {
             Some(JobStatus::Done) | None => {
                 // A done job can be an index or a duplicate: the verdict is what counts.
-                return app
-                    .store
-                    .verdict(digest, app.policy_digest())
+                return stored_verdict(app, digest)
                     .await?
                     .ok_or_else(|| LookupError::Missing {
                         job: job_id,
