@@ -857,3 +857,37 @@ enabled = false
         assert_eq!(c.workers.lease, Duration::from_secs(10));
     }
 }
+
+#[cfg(test)]
+mod shipped_examples {
+    use super::*;
+
+    fn repo(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path)
+    }
+
+    /// The example files in deploy/config/ use every key; both formats say the same.
+    #[test]
+    fn example_configs_parse_and_agree() {
+        let toml = ServeConfig::load(&repo("deploy/config/gantry.example.toml")).unwrap();
+        let yaml = ServeConfig::load(&repo("deploy/config/gantry.example.yaml")).unwrap();
+        assert_eq!(format!("{toml:?}"), format!("{yaml:?}"));
+        assert!(toml.notify.is_some());
+        assert!(!toml.registry.credentials.is_empty());
+    }
+
+    /// The config the Kubernetes manifests ship resolves (with its certificate paths).
+    #[test]
+    fn kubernetes_config_resolves() {
+        let c = ServeConfig::load(&repo("deploy/kubernetes/base/gantry.toml")).unwrap();
+        assert!(c.admission.tls_cert.is_some());
+        let s = Settings::resolve(ServeConfig {
+            data_dir: Some(std::env::temp_dir()),
+            ..c
+        })
+        .unwrap();
+        assert!(s.admission.is_some());
+    }
+}
