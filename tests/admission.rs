@@ -632,3 +632,124 @@ fn a_rotated_certificate_is_served_without_restart() {
             .contains("admission certificate reloaded")
     );
 }
+
+/// A stand-in for the Kubernetes API (no API server can run here): HTTPS on loopback, serving
+/// one Secret to the holder of one token, 403 to anyone else — the in-cluster calls Gantry makes.
+fn kube_api(dir: &Path, namespace: &str, name: &str, secret: Value, token: &str) -> SocketAddr {
+    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(dir.join("kube-ca.crt"), c.cert.pem()).unwrap();
+    std::fs::write(dir.join("kube-token"), format!("{token}\n")).unwrap();
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(c.signing_key.serialize_pem().as_bytes())
+            .unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![c.cert.der().clone()], key)
+        .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let path = format!("/api/v1/namespaces/{namespace}/secrets/{name}");
+    let (token, body) = (token.to_string(), secret.to_string());
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if tls.read_exact(&mut byte).is_err() {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let authorized = head
+                .to_ascii_lowercase()
+                .contains(&format!("authorization: bearer {token}"));
+            let (status, answer) = if !authorized {
+                ("403 Forbidden", "{}".to_string())
+            } else if head.starts_with(&format!("GET {path} ")) {
+                ("200 OK", body.clone())
+            } else {
+                ("404 Not Found", "{}".to_string())
+            };
+            let _ = write!(
+                tls,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    addr
+}
+
+/// A private registry: the pod's imagePullSecret (read from the Kubernetes API with Gantry's
+/// service account token) lets Gantry pull and judge the image; without it, no verdict.
+#[test]
+fn image_pull_secrets_open_private_registries() {
+    use base64::Engine as _;
+    let registry =
+        RegistryHarness::start_with(gantry_testkit::Auth::basic("puller", "pull-pass")).unwrap();
+    good_image("private")
+        .push(
+            &registry,
+            "private/app",
+            Some("v1"),
+            Some(("puller", "pull-pass")),
+        )
+        .unwrap();
+    let image = format!("{}/private/app:v1", registry.host());
+    let home = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("puller:pull-pass");
+    let config = json!({"auths": {registry.host(): {"auth": auth}}}).to_string();
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": "regcred", "namespace": "apps"},
+        "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config)},
+    });
+    let api = kube_api(home.path(), "apps", "regcred", secret, "sa-token");
+    let ca = write_cert(home.path());
+    let serve = ServeSetup::new(home.path())
+        .arg("--admission-listen")
+        .arg("127.0.0.1:0")
+        .arg("--tls-cert")
+        .arg(&home.path().join("tls.crt").display().to_string())
+        .arg("--tls-key")
+        .arg(&home.path().join("tls.key").display().to_string())
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", &api.port().to_string())
+        .env(
+            "GANTRY_KUBE_TOKEN_FILE",
+            &home.path().join("kube-token").display().to_string(),
+        )
+        .env(
+            "GANTRY_KUBE_CA_FILE",
+            &home.path().join("kube-ca.crt").display().to_string(),
+        )
+        .start();
+    let cluster = Cluster { serve, ca };
+
+    // Without the pull secret: the registry refuses Gantry, and fail-closed denies.
+    let r = cluster.review("10s", &review("nosecret", "Pod", "apps", &[&image]));
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(violations(&r).contains("cannot be judged"), "{r}");
+
+    let mut with = review("secret", "Deployment", "apps", &[&image]);
+    with["request"]["object"]["spec"]["template"]["spec"]["imagePullSecrets"] =
+        json!([{"name": "regcred"}]);
+    let r = cluster.review("10s", &with);
+    assert_eq!(r["allowed"], true, "{r}\n{}", cluster.serve.log());
+    // A secret that does not exist (or may not be read) changes nothing.
+    let mut other = review("other", "Pod", "apps", &[&image]);
+    other["request"]["object"]["spec"]["imagePullSecrets"] = json!([{"name": "nope"}]);
+    assert_eq!(cluster.review("10s", &other)["allowed"], true);
+}

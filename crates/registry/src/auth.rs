@@ -125,6 +125,25 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<DockerConfig, serde_json::Error> {
     serde_json::from_slice(bytes)
 }
 
+/// The user and password a Docker `config.json` document (`bytes`, as held by a Kubernetes
+/// `kubernetes.io/dockerconfigjson` Secret) gives for `registry`, with Docker's key matching;
+/// `None` when it has none. `origin` names the document in errors.
+pub fn docker_config_credentials(
+    bytes: &[u8],
+    registry: &str,
+    origin: &str,
+) -> Result<Option<(String, String)>, RegistryError> {
+    let config = parse(bytes).map_err(|e| RegistryError::Config {
+        path: PathBuf::from(origin),
+        reason: "not a Docker config.json document".to_string(),
+        source: Some(Box::new(e)),
+    })?;
+    Ok(match config.lookup(registry, Path::new(origin))? {
+        Credentials::Basic(user, password) => Some((user, password)),
+        Credentials::Anonymous => None,
+    })
+}
+
 /// `https://host:port/v1/` → `host:port` (Docker's `ConvertToHostname`), lowercased.
 fn key_host(key: &str) -> String {
     let rest = key

@@ -40,6 +40,7 @@ mod remote;
 mod resolve;
 mod source;
 
+pub use auth::docker_config_credentials;
 pub use document::Document;
 pub use error::{BoxError, RegistryError};
 pub use resolve::{IndexInfo, MAX_INDEX_DEPTH, ResolvedImage, resolve_all_platforms, resolve_one};

@@ -32,6 +32,8 @@ pub struct App {
     pub resolutions: crate::lookup::Resolutions,
     /// Verdicts by (digest, policy bundle), in front of the store.
     pub verdicts: crate::lookup::Verdicts,
+    /// Registry credentials from pods' imagePullSecrets (admission).
+    pub pull_secrets: crate::admission::pull_secrets::PullSecrets,
     /// Set on SIGTERM: intake answers 503 so the registry retries elsewhere or later.
     draining: AtomicBool,
     /// The same, for tasks that wait on it (running scans start their grace period).
@@ -40,7 +42,12 @@ pub struct App {
 
 impl App {
     /// State over an opened store and a ready gate.
-    pub fn new(settings: Settings, store: Store, gate: Gate) -> Arc<App> {
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        gate: Gate,
+        pull_secrets: crate::admission::pull_secrets::PullSecrets,
+    ) -> Arc<App> {
         Arc::new(App {
             settings,
             store,
@@ -50,6 +57,7 @@ impl App {
             finished: Notify::new(),
             resolutions: crate::lookup::Resolutions::default(),
             verdicts: crate::lookup::Verdicts::default(),
+            pull_secrets,
             draining: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
         })

@@ -109,7 +109,11 @@ fn reference_of(spec: &JobSpec) -> Result<(ImageRef, ImageRef), JobError> {
 
 /// Opens the registry source of `target` with the credentials configured for its registry.
 pub async fn open(app: &App, target: &ImageRef) -> Result<Arc<dyn ImageSource>, RegistryError> {
-    let options = app.settings.registry.options_for(target.registry());
+    let mut options = app.settings.registry.options_for(target.registry());
+    if options.credentials.is_none() {
+        // Configured credentials first; else what a pod's pull secret gave for this registry.
+        options.credentials = app.pull_secrets.credentials(target.registry());
+    }
     gantry_registry::open(&SourceRef::Registry(target.clone()), &options).await
 }
 

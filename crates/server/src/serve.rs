@@ -40,6 +40,8 @@ pub enum ServeError {
     },
     #[error("serving HTTP: {0}")]
     Http(#[source] std::io::Error),
+    #[error("Kubernetes API: {0}")]
+    Kube(String),
     #[error("admission TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
 }
@@ -90,7 +92,17 @@ pub async fn open(settings: Settings) -> Result<Arc<App>, ServeError> {
     if settings.base_lookup {
         gate = gate.with_base_lookup(settings.registry.options_for(""));
     }
-    Ok(App::new(settings, store, gate))
+    // Pods' imagePullSecrets are read only by the admission webhook, only inside a cluster.
+    let kube = if settings.admission.is_some() {
+        crate::admission::pull_secrets::KubeApi::from_env().map_err(ServeError::Kube)?
+    } else {
+        None
+    };
+    if settings.admission.is_some() && kube.is_none() {
+        tracing::info!("not in a Kubernetes cluster: pods' imagePullSecrets will not be read");
+    }
+    let pull_secrets = crate::admission::pull_secrets::PullSecrets::new(kube);
+    Ok(App::new(settings, store, gate, pull_secrets))
 }
 
 /// Runs the service until `shutdown` resolves, then drains and returns.

@@ -43,9 +43,17 @@ fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-/// The images of `object`, whose kind is `kind`, in spec order, duplicates kept (each use is
-/// reported where it is).
-pub fn images_of(kind: &str, object: &Value) -> Result<Vec<ImageUse>, ObjectError> {
+/// What a Pod spec needs pulled.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodImages {
+    /// Every image use, in spec order, duplicates kept (each is reported where it is).
+    pub uses: Vec<ImageUse>,
+    /// Names of the Secrets in `imagePullSecrets`.
+    pub pull_secrets: Vec<String>,
+}
+
+/// The images of `object`, whose kind is `kind`, and the pull secrets it names.
+pub fn images_of(kind: &str, object: &Value) -> Result<PodImages, ObjectError> {
     let path = pod_spec_path(kind).ok_or_else(|| ObjectError::UnsupportedKind(kind.to_string()))?;
     let mut node = object;
     for key in path {
@@ -63,7 +71,16 @@ pub fn images_of(kind: &str, object: &Value) -> Result<Vec<ImageUse>, ObjectErro
             kind: kind.to_string(),
             message: e.to_string(),
         })?;
-    Ok(from_spec(&spec))
+    Ok(PodImages {
+        uses: from_spec(&spec),
+        pull_secrets: spec
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .map(|r| r.name.clone())
+            .filter(|n| !n.is_empty())
+            .collect(),
+    })
 }
 
 fn from_spec(spec: &PodSpec) -> Vec<ImageUse> {
@@ -135,7 +152,7 @@ mod tests {
             ),
         ];
         for (kind, object) in cases {
-            let uses = images_of(kind, &object).unwrap();
+            let uses = images_of(kind, &object).unwrap().uses;
             let places: Vec<&str> = uses.iter().map(|u| u.place.as_str()).collect();
             assert_eq!(
                 places,
@@ -150,6 +167,12 @@ mod tests {
             );
             assert_eq!(uses[4].image, "registry.example.com/models:v3");
         }
+    }
+
+    #[test]
+    fn pull_secrets_are_named() {
+        let object = json!({"spec": {"containers": [{"name": "a", "image": "x"}], "imagePullSecrets": [{"name": "regcred"}, {"name": ""}]}});
+        assert_eq!(images_of("Pod", &object).unwrap().pull_secrets, ["regcred"]);
     }
 
     #[test]

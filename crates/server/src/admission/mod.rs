@@ -9,6 +9,7 @@
 //! a 400.
 
 pub mod images;
+pub mod pull_secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -332,8 +333,8 @@ async fn decide(
             );
         }
     };
-    let uses = match images_of(kind, &value) {
-        Ok(u) => u,
+    let pod = match images_of(kind, &value) {
+        Ok(p) => p,
         Err(images::ObjectError::UnsupportedKind(k)) => {
             // Sent by a webhook configuration broader than Gantry's: nothing of ours to judge.
             let mut r = base;
@@ -345,8 +346,19 @@ async fn decide(
     };
     // One lookup per distinct image, all at once.
     let mut by_image: BTreeMap<String, Vec<ImageUse>> = BTreeMap::new();
-    for u in uses {
+    for u in pod.uses {
         by_image.entry(u.image.clone()).or_default().push(u);
+    }
+    if let (Some(ns), false) = (namespace, pod.pull_secrets.is_empty()) {
+        let registries: BTreeSet<String> = by_image
+            .keys()
+            .filter_map(|i| i.parse::<ImageRef>().ok())
+            .map(|r| r.registry().to_string())
+            .collect();
+        let registries: Vec<String> = registries.into_iter().collect();
+        app.pull_secrets
+            .learn(ns, &pod.pull_secrets, &registries)
+            .await;
     }
     let judged = join_all(by_image.into_iter().map(|(image, uses)| async move {
         let outcome = judge_image(app, settings, &image, namespace, deadline).await;
