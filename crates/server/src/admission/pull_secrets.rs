@@ -186,12 +186,17 @@ fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
+/// Secrets read, by (namespace, name), with when; `None` when absent or unreadable.
+type SecretCache = HashMap<(String, String), (Instant, Option<Value>)>;
+/// User and password by registry, with when they were learnt.
+type CredentialCache = HashMap<String, (Instant, (String, String))>;
+
 /// Pull credentials learnt from the Secrets pods name.
 #[derive(Debug, Default)]
 pub struct PullSecrets {
     api: Option<Arc<KubeApi>>,
-    secrets: Mutex<HashMap<(String, String), (Instant, Option<Value>)>>,
-    credentials: Mutex<HashMap<String, (Instant, (String, String))>>,
+    secrets: Mutex<SecretCache>,
+    credentials: Mutex<CredentialCache>,
 }
 
 impl PullSecrets {
