@@ -145,7 +145,25 @@ pub enum DigestOutcome {
 /// Largest backoff doubling: with a 1 s base, about 18 hours.
 const MAX_BACKOFF_DOUBLINGS: u32 = 16;
 
-pub(crate) fn backoff(policy: RetryPolicy, attempts: u32) -> i64 {
+/// What a failed attempt leads to, for jobs and notifications alike: the outcome, the status
+/// to store (`queued` or `failed`) and when the item may be tried again.
+pub(crate) fn after_failure(
+    retry: RetryPolicy,
+    attempts: u32,
+    now: i64,
+) -> (FailOutcome, &'static str, i64) {
+    if attempts >= retry.max_attempts {
+        return (FailOutcome::Failed, "failed", now);
+    }
+    let not_before_ms = now.saturating_add(backoff(retry, attempts));
+    (
+        FailOutcome::Retrying { not_before_ms },
+        "queued",
+        not_before_ms,
+    )
+}
+
+fn backoff(policy: RetryPolicy, attempts: u32) -> i64 {
     let doublings = attempts.saturating_sub(1).min(MAX_BACKOFF_DOUBLINGS);
     ms(policy.base_backoff).saturating_mul(1_i64 << doublings)
 }
@@ -437,18 +455,8 @@ impl Store {
         let Some(attempts) = attempts else {
             return self.held(0, id, worker).await.map(|()| FailOutcome::Failed);
         };
-        let outcome = if to_u32(attempts, "jobs.attempts")? >= retry.max_attempts {
-            FailOutcome::Failed
-        } else {
-            FailOutcome::Retrying {
-                not_before_ms: now
-                    .saturating_add(backoff(retry, to_u32(attempts, "jobs.attempts")?)),
-            }
-        };
-        let (status, not_before) = match outcome {
-            FailOutcome::Failed => ("failed", now),
-            FailOutcome::Retrying { not_before_ms } => ("queued", not_before_ms),
-        };
+        let (outcome, status, not_before) =
+            after_failure(retry, to_u32(attempts, "jobs.attempts")?, now);
         // `attempts = $7` makes this a compare-and-set: if the lease expired and another worker
         // claimed the job in between, its attempt count moved on and nothing is changed here.
         let affected = with_pool!(self, pool => {

@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use crate::db::{Dialect, Store, ms, now_ms, with_pool};
 use crate::error::{StoreError, query};
-use crate::jobs::{FailOutcome, RetryPolicy, backoff, to_u32, to_u64};
+use crate::jobs::{FailOutcome, RetryPolicy, after_failure, to_u32, to_u64};
 
 /// A notification handed to a sender by [`Store::claim_notification`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,18 +131,8 @@ impl Store {
                 .await
                 .map(|()| FailOutcome::Failed);
         };
-        let tried = to_u32(attempts, "notifications.attempts")?;
-        let outcome = if tried >= retry.max_attempts {
-            FailOutcome::Failed
-        } else {
-            FailOutcome::Retrying {
-                not_before_ms: now.saturating_add(backoff(retry, tried)),
-            }
-        };
-        let (status, not_before) = match outcome {
-            FailOutcome::Failed => ("failed", now),
-            FailOutcome::Retrying { not_before_ms } => ("queued", not_before_ms),
-        };
+        let (outcome, status, not_before) =
+            after_failure(retry, to_u32(attempts, "notifications.attempts")?, now);
         // `attempts = $7`: a compare-and-set, as in `fail` (another sender may have taken it over).
         let affected = with_pool!(self, pool => {
             sqlx::query(
