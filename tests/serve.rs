@@ -308,6 +308,27 @@ impl Serve {
         }
     }
 
+    /// The job, once it is done (its verdict is stored just before the job closes).
+    pub(crate) fn job_done(&self, id: i64) -> Value {
+        self.wait_for(
+            &format!("job {id} to be done"),
+            Duration::from_secs(60),
+            || {
+                let j = self.get(&format!("/v1/jobs/{id}")).json();
+                (j["status"] == "done").then_some(j)
+            },
+        )
+    }
+
+    /// Waits until the metric `series` reads `value`.
+    pub(crate) fn wait_metric(&self, series: &str, value: f64) {
+        self.wait_for(
+            &format!("{series} = {value}"),
+            Duration::from_secs(60),
+            || (self.metric(series) == value).then_some(()),
+        );
+    }
+
     /// The stored verdict of `digest`, once there is one.
     pub(crate) fn verdict(&self, digest: &str) -> Value {
         self.wait_for(
@@ -504,8 +525,11 @@ token_env = "TEST_DISTRIBUTION_TOKEN"
 
     // Jobs: done, each digest scanned once (pulls by gantry itself come back as pull events,
     // which are skipped).
-    let job = serve.get("/v1/jobs/1").json();
-    assert_eq!(job["status"], "done", "{job}");
+    serve.job_done(1);
+    // The index job closes after queueing its children, which may finish first.
+    serve.wait_for("every job to close", Duration::from_secs(30), || {
+        (serve.metric("gantry_jobs{status=\"done\"}") >= 5.0).then_some(())
+    });
     let m = serve.metrics();
     assert_eq!(
         metric(&m, "gantry_scan_duration_seconds_count{outcome=\"ok\"}"),
@@ -742,8 +766,7 @@ fn a_job_survives_a_crash_mid_scan() {
     proxy.release();
     let v = second.verdict(&pushed.digest.to_string());
     assert_eq!(v["decision"], "allow", "{v}");
-    let j = second.get(&format!("/v1/jobs/{job}")).json();
-    assert_eq!(j["status"], "done", "{j}");
+    let j = second.job_done(job);
     assert_eq!(j["attempts"], 2, "the second attempt finished it: {j}");
 }
 
@@ -785,7 +808,7 @@ fn sigterm_releases_the_running_job() {
         second.verdict(&pushed.digest.to_string())["decision"],
         "allow"
     );
-    assert_eq!(second.get(&format!("/v1/jobs/{job}")).json()["attempts"], 1);
+    assert_eq!(second.job_done(job)["attempts"], 1);
 }
 
 /// 1,000 push events with duplicates (redelivered ids, several tags per digest), from
@@ -921,10 +944,7 @@ fn scan_api_answers_within_its_budget() {
     );
     proxy.release();
     assert_eq!(serve.verdict(&slow.digest.to_string())["decision"], "deny");
-    assert_eq!(
-        serve.get(&format!("/v1/jobs/{job}")).json()["status"],
-        "done"
-    );
+    serve.job_done(job);
 
     let r = serve.post_json(
         "/v1/scan",
@@ -1030,7 +1050,7 @@ fn replicas_on_postgres_share_the_work_and_survive_a_kill() {
         scans, IMAGES as f64,
         "a digest was scanned twice (or not at all)"
     );
-    assert_eq!(b.metric("gantry_jobs{status=\"done\"}"), IMAGES as f64);
+    b.wait_metric("gantry_jobs{status=\"done\"}", IMAGES as f64);
 
     // Phase 2: with B gone, replica A takes a job and is killed mid-scan; a new replica
     // takes the job over once A's lease runs out.
@@ -1057,8 +1077,7 @@ fn replicas_on_postgres_share_the_work_and_survive_a_kill() {
     proxy.release();
     let v = c.verdict(&late.digest.to_string());
     assert_eq!(v["decision"], "allow", "{v}");
-    let j = c.get(&format!("/v1/jobs/{job}")).json();
-    assert_eq!(j["status"], "done", "{j}");
+    let j = c.job_done(job);
     assert_eq!(j["attempts"], 2, "{j}");
     assert_eq!(
         c.metric("gantry_jobs{status=\"done\"}"),

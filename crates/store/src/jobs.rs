@@ -223,6 +223,7 @@ impl Store {
     /// duplicates an event already accepted, a job queued or running for the same digest and
     /// policy bundle, or a verdict already stored.
     pub async fn enqueue(&self, spec: JobSpec) -> Result<Enqueued, StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "enqueue job";
         let now = now_ms();
         with_pool!(self, pool => {
@@ -344,6 +345,7 @@ impl Store {
         lease: Duration,
         max_attempts: u32,
     ) -> Result<Option<Job>, StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "claim job";
         let now = now_ms();
         let lease_until = now.saturating_add(ms(lease));
@@ -391,6 +393,7 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "renew job lease";
         let now = now_ms();
         let affected = with_pool!(self, pool => {
@@ -413,6 +416,7 @@ impl Store {
     /// Marks the job done. Store its result first ([`Store::put_result`]): a crash between the
     /// two re-runs the job, whose result then overwrites the same row.
     pub async fn complete(&self, id: i64, worker: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "complete job";
         let now = now_ms();
         let affected = with_pool!(self, pool => {
@@ -440,6 +444,7 @@ impl Store {
         error: &str,
         retry: RetryPolicy,
     ) -> Result<FailOutcome, StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "fail job";
         let now = now_ms();
         let attempts: Option<i64> = with_pool!(self, pool => {
@@ -482,6 +487,7 @@ impl Store {
     /// Gives a running job back (graceful shutdown): queued again, claimable at once by any
     /// worker, and the attempt is not counted since the scan was interrupted, not failed.
     pub async fn release(&self, id: i64, worker: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "release job";
         let now = now_ms();
         let affected = with_pool!(self, pool => {
@@ -514,6 +520,7 @@ impl Store {
         worker: &str,
         digest: &str,
     ) -> Result<DigestOutcome, StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "resolve job digest";
         let now = now_ms();
         let outcome = with_pool!(self, pool => {

@@ -37,6 +37,7 @@ pub struct NotificationCounts {
 impl Store {
     /// Stores a notification to send; returns its id.
     pub async fn enqueue_notification(&self, payload_json: &str) -> Result<i64, StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "enqueue notification";
         let now = now_ms();
         with_pool!(self, pool => {
@@ -60,6 +61,7 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Option<Notification>, StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "claim notification";
         let now = now_ms();
         let lease_until = now.saturating_add(ms(lease));
@@ -85,6 +87,7 @@ impl Store {
 
     /// Marks the notification delivered.
     pub async fn notification_delivered(&self, id: i64, worker: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "mark notification delivered";
         let now = now_ms();
         let affected = with_pool!(self, pool => {
@@ -112,6 +115,7 @@ impl Store {
         error: &str,
         retry: RetryPolicy,
     ) -> Result<FailOutcome, StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "fail notification";
         let now = now_ms();
         let attempts: Option<i64> = with_pool!(self, pool => {

@@ -59,6 +59,7 @@ impl Store {
     /// Stores (or replaces) the verdict and report for (manifest digest, policy bundle), the SBOM
     /// when given, and adds the tags. One transaction: readers see all of it or none.
     pub async fn put_result(&self, record: &ResultRecord) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "put result";
         let now = now_ms();
         with_pool!(self, pool => {
@@ -155,6 +156,7 @@ impl Store {
         tag: &str,
         manifest_digest: &str,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         const WHAT: &str = "add tag";
         let now = now_ms();
         with_pool!(self, pool => {
