@@ -104,19 +104,15 @@ async fn handle(
     let mut accepted = Vec::with_capacity(parsed.events.len());
     for event in &parsed.events {
         let spec = job_spec(app, source, event);
+        // A second tag pushed for a digest already queued is absorbed as a duplicate job, but
+        // the tag itself is still recorded (in the same transaction).
+        let repository = event.image().name();
+        let tag = event.tag().map(|t| (repository.as_str(), t));
         let enqueued = app
             .store
-            .enqueue(spec)
+            .enqueue_tagged(spec, tag)
             .await
             .map_err(|e| ApiError::store(&e))?;
-        if let (Some(digest), Some(tag)) = (event.digest(), event.tag()) {
-            // A second tag pushed for a digest already queued is absorbed as a duplicate job,
-            // but the tag itself must still be recorded.
-            app.store
-                .add_tag(&event.image().name(), tag, &digest.to_string())
-                .await
-                .map_err(|e| ApiError::store(&e))?;
-        }
         let outcome = if enqueued.deduplicated {
             EventOutcome::Deduplicated
         } else {

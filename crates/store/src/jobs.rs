@@ -223,6 +223,17 @@ impl Store {
     /// duplicates an event already accepted, a job queued or running for the same digest and
     /// policy bundle, or a verdict already stored.
     pub async fn enqueue(&self, spec: JobSpec) -> Result<Enqueued, StoreError> {
+        self.enqueue_tagged(spec, None).await
+    }
+
+    /// [`Store::enqueue`], also recording in the same transaction that the job's digest was
+    /// seen under `tag` = (repository, tag) — even when the job itself is absorbed as a
+    /// duplicate. One transaction instead of two is what webhook intake needs under load.
+    pub async fn enqueue_tagged(
+        &self,
+        spec: JobSpec,
+        tag: Option<(&str, &str)>,
+    ) -> Result<Enqueued, StoreError> {
         let _turn = self.write_turn().await;
         const WHAT: &str = "enqueue job";
         let now = now_ms();
@@ -246,6 +257,16 @@ impl Store {
                             .fetch_one(&mut *tx)
                             .await
                             .map_err(query(WHAT))?;
+                    if let (Some((repository, tag)), Some(digest)) = (tag, &spec.digest) {
+                        sqlx::query(crate::results::UPSERT_TAG_SQL)
+                            .bind(repository)
+                            .bind(tag)
+                            .bind(digest)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(query(WHAT))?;
+                    }
                     tx.commit().await.map_err(query(WHAT))?;
                     let id = job_id.ok_or_else(|| StoreError::Corrupt {
                         column: "events.job_id",
@@ -323,6 +344,16 @@ impl Store {
                 sqlx::query("UPDATE events SET job_id = $1 WHERE event_id = $2")
                     .bind(id)
                     .bind(event_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query(WHAT))?;
+            }
+            if let (Some((repository, tag)), Some(digest)) = (tag, &spec.digest) {
+                sqlx::query(crate::results::UPSERT_TAG_SQL)
+                    .bind(repository)
+                    .bind(tag)
+                    .bind(digest)
+                    .bind(now)
                     .execute(&mut *tx)
                     .await
                     .map_err(query(WHAT))?;

@@ -51,7 +51,7 @@ pub struct ImageSummary {
 
 /// Records that `$3` (manifest digest) was seen as `$1:$2` (repository, tag) at `$4`: the first
 /// sighting is kept, the last one moves.
-const UPSERT_TAG_SQL: &str = "INSERT INTO image_tags (repository, tag, manifest_digest, first_seen, \
+pub(crate) const UPSERT_TAG_SQL: &str = "INSERT INTO image_tags (repository, tag, manifest_digest, first_seen, \
      last_seen) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (repository, tag, manifest_digest) \
      DO UPDATE SET last_seen = excluded.last_seen";
 
