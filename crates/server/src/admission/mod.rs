@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, to_bytes};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
@@ -223,7 +223,8 @@ struct Judged {
 pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new()
         .route("/admission", axum::routing::post(review))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_REVIEW_BYTES))
+        // The body is read (and capped) by the handler, to answer with the error envelope.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .fallback(|| async {
             ApiError::not_found("no such endpoint (the webhook path is /admission)")
         })
@@ -234,9 +235,19 @@ pub fn router(app: Arc<App>) -> axum::Router {
 pub async fn review(
     State(app): State<Arc<App>>,
     Query(q): Query<ReviewQuery>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let started = std::time::Instant::now();
+    let Ok(body) = to_bytes(body, MAX_REVIEW_BYTES).await else {
+        app.metrics
+            .admission("invalid", started.elapsed().as_secs_f64());
+        return ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!("AdmissionReviews are limited to {MAX_REVIEW_BYTES} bytes"),
+        )
+        .into_response();
+    };
     let Some(settings) = app.settings.admission.as_ref() else {
         return ApiError::not_found("admission is not configured").into_response();
     };
