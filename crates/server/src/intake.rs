@@ -60,13 +60,8 @@ async fn handle(
             source.as_str()
         )));
     };
-    if app.is_draining() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "gantry is shutting down; retry",
-        ));
-    }
+    // No 503 while shutting down: the store stays open until the listener has drained, so an
+    // event that still arrives is stored for the next start — Docker Hub and Quay never retry.
     // Refuse an announced oversized body before reading a byte of it.
     let announced = headers
         .get(header::CONTENT_LENGTH)
