@@ -1301,3 +1301,51 @@ fn verdict_notifications_are_retried_until_delivered() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(received.lock().unwrap().len(), 2);
 }
+
+/// `[api.auth]`: the API asks for its token; webhooks and the admin port keep their own rules.
+#[test]
+fn the_api_can_require_a_token() {
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path())
+        .config("[api.auth]\ntype = \"bearer\"\ntoken_env = \"TEST_API_TOKEN\"\n")
+        .env("TEST_API_TOKEN", "api-secret")
+        .start();
+    for path in ["/v1/jobs/1", "/v1/images?repository=x/y"] {
+        let r = serve.get(path);
+        assert_eq!(r.status, 401, "{path}: {}", r.body);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(
+            r.json()["error"]["code"],
+            "missing-credentials",
+            "{}",
+            r.body
+        );
+    }
+    let r = post(
+        serve.api,
+        "/v1/scan",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer nope"),
+        ],
+        b"{}",
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["code"], "invalid-credentials");
+    let r = try_get_with(serve.api, "/v1/jobs/1", "Bearer api-secret");
+    assert_eq!(r.status, 404, "{}", r.body);
+    // Webhooks authenticate per endpoint (none here), health needs nothing.
+    let r = serve.post_json("/webhooks/generic", &json!({"image": "127.0.0.1:1/x/y:v1"}));
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(get(serve.admin, "/readyz").status, 200);
+}
+
+fn try_get_with(base: SocketAddr, path: &str, authorization: &str) -> Reply {
+    reply(
+        agent()
+            .get(format!("http://{base}{path}"))
+            .header("authorization", authorization)
+            .call()
+            .unwrap(),
+    )
+}

@@ -24,6 +24,32 @@ pub const MAX_SCAN_BODY_BYTES: usize = 16 * 1024;
 
 type ApiResult = Result<Response, ApiError>;
 
+/// Middleware of every `/v1/…` route: the configured `[api.auth]` (none by default).
+pub async fn authenticate(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::webhook::auth::WebhookAuth;
+    let auth = &app.settings.api_auth;
+    if matches!(auth, WebhookAuth::None) {
+        return next.run(request).await;
+    }
+    match auth.verify(&crate::intake::Headers(request.headers()), &[]) {
+        Ok(()) => next.run(request).await,
+        Err(e) => {
+            let mut response =
+                ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()).into_response();
+            if matches!(auth, WebhookAuth::Bearer { .. }) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            response
+        }
+    }
+}
+
 fn rfc3339_ms(ms: i64) -> String {
     gantry_sbom::rfc3339(ms.div_euclid(1000))
 }

@@ -85,6 +85,16 @@ pub struct ServeConfig {
     pub notify: Option<NotifyConfig>,
     /// Kubernetes validating admission webhook.
     pub admission: AdmissionConfig,
+    /// Who may call `/v1/…`.
+    pub api: ApiConfig,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// `none` (default), `bearer` or `header`, with the same keys as a webhook's auth.
+    pub auth: AuthConfig,
 }
 
 impl Default for ServeConfig {
@@ -103,6 +113,7 @@ impl Default for ServeConfig {
             webhooks: WebhooksConfig::default(),
             notify: None,
             admission: AdmissionConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -477,6 +488,8 @@ pub struct Settings {
     pub notify: Option<Notify>,
     /// The admission webhook, when a certificate is configured.
     pub admission: Option<crate::admission::AdmissionSettings>,
+    /// Authentication of `/v1/…` callers.
+    pub api_auth: WebhookAuth,
 }
 
 /// Where the store is.
@@ -737,6 +750,13 @@ impl Settings {
         };
 
         let admission = crate::admission::AdmissionSettings::resolve(&config.admission)?;
+        if matches!(config.api.auth, AuthConfig::HmacSha256 { .. }) {
+            return Err(invalid(
+                "api.auth",
+                "API callers authenticate with type \"bearer\" or \"header\" (there is no body to sign on a GET)",
+            ));
+        }
+        let api_auth = webhook_auth("api.auth", &config.api.auth)?;
 
         Ok(Settings {
             listen: config.listen,
@@ -761,7 +781,13 @@ impl Settings {
             endpoints,
             notify,
             admission,
+            api_auth,
         })
+    }
+
+    /// Whether `/v1/…` lets anyone in while the listener is reachable from other hosts.
+    pub fn open_api(&self) -> bool {
+        !self.listen.ip().is_loopback() && matches!(self.api_auth, WebhookAuth::None)
     }
 
     /// Endpoints that let anyone in while the listener is reachable from other hosts.

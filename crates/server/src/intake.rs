@@ -21,7 +21,7 @@ use crate::webhook::auth::HeaderLookup;
 use crate::webhook::{self, MAX_WEBHOOK_BODY_BYTES, PushEvent, Source};
 
 /// Request headers for [`crate::webhook::auth::WebhookAuth::verify`].
-struct Headers<'a>(&'a HeaderMap);
+pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
 
 impl HeaderLookup for Headers<'_> {
     fn header(&self, name: &str) -> Option<&[u8]> {

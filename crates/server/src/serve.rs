@@ -48,8 +48,7 @@ pub enum ServeError {
 
 /// The public router: webhooks and the API.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/webhooks/{sender}", post(intake::receive))
+    let api = Router::new()
         .route("/v1/images", get(api::images))
         .route("/v1/images/{digest}/verdict", get(api::verdict))
         .route("/v1/images/{digest}/report", get(api::report))
@@ -59,6 +58,13 @@ pub fn router(app: Arc<App>) -> Router {
             post(api::scan).layer(DefaultBodyLimit::max(api::MAX_SCAN_BODY_BYTES)),
         )
         .route("/v1/jobs/{id}", get(api::job))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            api::authenticate,
+        ));
+    Router::new()
+        .route("/webhooks/{sender}", post(intake::receive))
+        .merge(api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(app)
 }
@@ -116,6 +122,12 @@ pub async fn run(
             listen = %settings.listen,
             "webhook endpoint accepts unauthenticated callers on a non-loopback listener; set webhooks.{}.auth",
             source.as_str()
+        );
+    }
+    if settings.open_api() {
+        tracing::warn!(
+            listen = %settings.listen,
+            "the API (/v1/…) accepts unauthenticated callers on a non-loopback listener; set [api.auth]"
         );
     }
     let (listen, admin_listen) = (settings.listen, settings.admin_listen);
