@@ -87,6 +87,26 @@ pub struct ServeConfig {
     pub admission: AdmissionConfig,
     /// Who may call `/v1/…`.
     pub api: ApiConfig,
+    /// How long finished bookkeeping is kept.
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Done and failed jobs, event ids and sent notifications older than this are deleted
+    /// (hourly); `"0s"` keeps them forever. Verdicts, reports, SBOMs and tags are kept.
+    #[serde(deserialize_with = "duration")]
+    pub finished: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            finished: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
 }
 
 /// `[api]`.
@@ -114,6 +134,7 @@ impl Default for ServeConfig {
             notify: None,
             admission: AdmissionConfig::default(),
             api: ApiConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -490,6 +511,8 @@ pub struct Settings {
     pub admission: Option<crate::admission::AdmissionSettings>,
     /// Authentication of `/v1/…` callers.
     pub api_auth: WebhookAuth,
+    /// Age after which finished jobs, events and notifications are pruned (`None`: never).
+    pub retention: Option<Duration>,
 }
 
 /// Where the store is.
@@ -782,6 +805,7 @@ impl Settings {
             notify,
             admission,
             api_auth,
+            retention: Some(config.retention.finished).filter(|d| !d.is_zero()),
         })
     }
 

@@ -19,6 +19,9 @@ use crate::app::{ApiError, App};
 use crate::config::{Database, Settings};
 use crate::{admin, api, intake, judge, notify, worker};
 
+/// How often finished jobs, events and notifications past `[retention] finished` are deleted.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Why the service could not start (or stopped with an error).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -212,6 +215,24 @@ pub async fn run(
             crate::admission::router(Arc::clone(&app)),
             async move { stop.drained().await },
         ));
+    }
+
+    if let Some(age) = app.settings.retention {
+        let app = Arc::clone(&app);
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                tokio::select! {
+                    () = app.drained() => return,
+                    _ = every.tick() => {}
+                }
+                match app.store.prune(age).await {
+                    Ok(p) if p == gantry_store::Pruned::default() => {}
+                    Ok(p) => tracing::info!(jobs = p.jobs, events = p.events, notifications = p.notifications, "pruned finished bookkeeping"),
+                    Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
+                }
+            }
+        });
     }
 
     let admin_server = {

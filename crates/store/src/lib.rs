@@ -34,6 +34,7 @@ mod error;
 mod jobs;
 mod layer_cache;
 mod notifications;
+mod prune;
 mod results;
 
 pub use db::Store;
@@ -44,4 +45,5 @@ pub use jobs::{
 };
 pub use layer_cache::{DirLayerCache, default_cache_dir};
 pub use notifications::{Notification, NotificationCounts};
+pub use prune::Pruned;
 pub use results::{ImageSummary, ResultRecord, StoredVerdict};

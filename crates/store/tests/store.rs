@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gantry_store::{
-    DigestOutcome, FailOutcome, JobSpec, JobStatus, NotificationCounts, QueueCounts, ResultRecord,
-    RetryPolicy, Store, StoreError,
+    DigestOutcome, FailOutcome, JobSpec, JobStatus, NotificationCounts, Pruned, QueueCounts,
+    ResultRecord, RetryPolicy, Store, StoreError,
 };
 use gantry_testkit::PostgresHarness;
 use tokio::sync::Mutex;
@@ -1305,7 +1305,68 @@ on_both_backends!(
     ping_and_latest_job_for_a_digest,
     notifications_are_delivered_retried_and_reclaimed,
     two_replicas_complete_every_job_exactly_once,
+    prune_removes_finished_jobs_events_and_notifications,
 );
+
+/// Retention removes finished bookkeeping only: queued work, verdicts and tags stay.
+async fn prune_removes_finished_jobs_events_and_notifications(db: &Db) {
+    const DIGEST_A: &str =
+        "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const DIGEST_B: &str =
+        "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let s = &db.store;
+    let done = s
+        .enqueue(spec("r/app:v1", Some(DIGEST_A), Some("evt-1")))
+        .await
+        .unwrap();
+    let queued = s
+        .enqueue(spec("r/app:v2", Some(DIGEST_B), None))
+        .await
+        .unwrap();
+    let job = claim_eventually(s, "w", Duration::from_secs(30)).await;
+    assert_eq!(job.id, done.id);
+    s.put_result(&result(DIGEST_A, &["v1"], "allow"))
+        .await
+        .unwrap();
+    s.complete(done.id, "w").await.unwrap();
+    let n = s.enqueue_notification("{}").await.unwrap();
+    let claimed = s
+        .claim_notification("w", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, n);
+    s.notification_delivered(n, "w").await.unwrap();
+
+    // Nothing is old enough yet.
+    assert_eq!(
+        s.prune(Duration::from_secs(3600)).await.unwrap(),
+        Pruned::default()
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let pruned = s.prune(Duration::from_millis(5)).await.unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            events: 1,
+            jobs: 1,
+            notifications: 1
+        }
+    );
+    assert!(s.job(done.id).await.unwrap().is_none());
+    assert_eq!(
+        s.job(queued.id).await.unwrap().unwrap().status,
+        JobStatus::Queued
+    );
+    let v = s.verdict(DIGEST_A, POLICY).await.unwrap().unwrap();
+    assert_eq!(v.tags, ["v1"]);
+    // A redelivery of the pruned event is absorbed by the stored verdict.
+    let again = s
+        .enqueue(spec("r/app:v1", Some(DIGEST_A), Some("evt-1")))
+        .await
+        .unwrap();
+    assert!(again.deduplicated);
+}
 
 /// A database created before the notification outbox existed (schema version 1, with data)
 /// gains it on open and keeps its jobs.
