@@ -467,7 +467,7 @@ token_env = "TEST_DISTRIBUTION_TOKEN"
         .children()
         .map(|c| c.manifest_digest.to_string())
         .collect();
-    index
+    let index_pushed = index
         .push(&registry, "team/multi", Some("v2"), None)
         .unwrap();
 
@@ -526,6 +526,15 @@ token_env = "TEST_DISTRIBUTION_TOKEN"
     // Jobs: done, each digest scanned once (pulls by gantry itself come back as pull events,
     // which are skipped).
     serve.job_done(1);
+    // The index's own job points at no verdict (its platform images have theirs).
+    let index_job = (1..20)
+        .map(|id| serve.get(&format!("/v1/jobs/{id}")))
+        .filter(|r| r.status == 200)
+        .map(|r| r.json())
+        .find(|j| j["digest"] == index_pushed.digest.to_string())
+        .unwrap();
+    let index_job = serve.job_done(index_job["id"].as_i64().unwrap());
+    assert!(index_job["verdict_url"].is_null(), "{index_job}");
     // The index job closes after queueing its children, which may finish first.
     serve.wait_for("every job to close", Duration::from_secs(30), || {
         (serve.metric("gantry_jobs{status=\"done\"}") >= 5.0).then_some(())

@@ -204,7 +204,21 @@ pub async fn job(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResu
         .await
         .map_err(|e| ApiError::store(&e))?
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
-    Ok(Json(job_body(&job)).into_response())
+    let mut body = job_body(&job);
+    // A done job without a verdict of its own was an index: its platform images have jobs
+    // (and verdicts) of their own, so there is no URL to point at.
+    if job.status == gantry_store::JobStatus::Done
+        && let Some(digest) = &job.spec.digest
+        && app
+            .store
+            .verdict(digest, &job.spec.policy_digest)
+            .await
+            .map_err(|e| ApiError::store(&e))?
+            .is_none()
+    {
+        body["verdict_url"] = Value::Null;
+    }
+    Ok(Json(body).into_response())
 }
 
 #[derive(Debug, Deserialize)]

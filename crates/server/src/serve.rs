@@ -228,7 +228,12 @@ pub async fn run(
                 }
                 match app.store.prune(age).await {
                     Ok(p) if p == gantry_store::Pruned::default() => {}
-                    Ok(p) => tracing::info!(jobs = p.jobs, events = p.events, notifications = p.notifications, "pruned finished bookkeeping"),
+                    Ok(p) => tracing::info!(
+                        jobs = p.jobs,
+                        events = p.events,
+                        notifications = p.notifications,
+                        "pruned finished bookkeeping"
+                    ),
                     Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
                 }
             }
