@@ -218,6 +218,98 @@ macro_rules! job_view_from_row {
     }};
 }
 
+/// The SQL that differs between the two kinds of leased rows (scan jobs, notifications), so
+/// finishing an attempt is written once. Every statement checks that `worker` still holds the
+/// row (its lease may have expired and another worker taken over).
+pub(crate) struct Leased {
+    /// `$1` now, `$2` id, `$3` worker: the row is finished for good.
+    pub(crate) finish: &'static str,
+    /// `$1` id, `$2` worker: the attempt count of the held row.
+    pub(crate) attempts: &'static str,
+    /// `$1` status, `$2` not before, `$3` error, `$4` now, `$5` id, `$6` worker, `$7` attempts:
+    /// a compare-and-set on the attempt count, so a row another worker claimed meanwhile is
+    /// left alone.
+    pub(crate) record_failure: &'static str,
+    /// For errors: the attempts column and what is being done.
+    pub(crate) attempts_column: &'static str,
+    pub(crate) finishing: &'static str,
+    pub(crate) failing: &'static str,
+}
+
+pub(crate) const JOBS: Leased = Leased {
+    finish: "UPDATE jobs SET status = 'done', lease_until = NULL, updated_at = $1 \
+             WHERE id = $2 AND worker = $3 AND status = 'running'",
+    attempts: "SELECT attempts FROM jobs WHERE id = $1 AND worker = $2 AND status = 'running'",
+    record_failure: "UPDATE jobs SET status = $1, not_before = $2, last_error = $3, lease_until = NULL, \
+         updated_at = $4 WHERE id = $5 AND worker = $6 AND attempts = $7 AND status = 'running'",
+    attempts_column: "jobs.attempts",
+    finishing: "complete job",
+    failing: "fail job",
+};
+
+impl Store {
+    /// Finishes a held row; the number of rows changed (0: not held).
+    pub(crate) async fn finish_leased(
+        &self,
+        t: &Leased,
+        id: i64,
+        worker: &str,
+    ) -> Result<u64, StoreError> {
+        let now = now_ms();
+        Ok(with_pool!(self, pool => {
+            sqlx::query(t.finish)
+                .bind(now)
+                .bind(id)
+                .bind(worker)
+                .execute(pool)
+                .await
+                .map_err(query(t.finishing))?
+                .rows_affected()
+        }))
+    }
+
+    /// Records a failed attempt on a held row (queued again after a backoff, or failed for
+    /// good); `None` when `worker` does not hold it, else the outcome and rows changed.
+    pub(crate) async fn fail_leased(
+        &self,
+        t: &Leased,
+        id: i64,
+        worker: &str,
+        error: &str,
+        retry: RetryPolicy,
+    ) -> Result<Option<(FailOutcome, u64)>, StoreError> {
+        let now = now_ms();
+        let attempts: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar(t.attempts)
+                .bind(id)
+                .bind(worker)
+                .fetch_optional(pool)
+                .await
+                .map_err(query(t.failing))?
+        });
+        let Some(attempts) = attempts else {
+            return Ok(None);
+        };
+        let (outcome, status, not_before) =
+            after_failure(retry, to_u32(attempts, t.attempts_column)?, now);
+        let affected = with_pool!(self, pool => {
+            sqlx::query(t.record_failure)
+                .bind(status)
+                .bind(not_before)
+                .bind(error)
+                .bind(now)
+                .bind(id)
+                .bind(worker)
+                .bind(attempts)
+                .execute(pool)
+                .await
+                .map_err(query(t.failing))?
+                .rows_affected()
+        });
+        Ok(Some((outcome, affected)))
+    }
+}
+
 impl Store {
     /// Stores a job durably (the webhook answers 202 only after this returns), unless it
     /// duplicates an event already accepted, a job queued or running for the same digest and
@@ -448,21 +540,7 @@ impl Store {
     /// two re-runs the job, whose result then overwrites the same row.
     pub async fn complete(&self, id: i64, worker: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        const WHAT: &str = "complete job";
-        let now = now_ms();
-        let affected = with_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE jobs SET status = 'done', lease_until = NULL, updated_at = $1 \
-                 WHERE id = $2 AND worker = $3 AND status = 'running'",
-            )
-            .bind(now)
-            .bind(id)
-            .bind(worker)
-            .execute(pool)
-            .await
-            .map_err(query(WHAT))?
-            .rows_affected()
-        });
+        let affected = self.finish_leased(&JOBS, id, worker).await?;
         self.held(affected, id, worker).await
     }
 
@@ -476,43 +554,10 @@ impl Store {
         retry: RetryPolicy,
     ) -> Result<FailOutcome, StoreError> {
         let _turn = self.write_turn().await;
-        const WHAT: &str = "fail job";
-        let now = now_ms();
-        let attempts: Option<i64> = with_pool!(self, pool => {
-            sqlx::query_scalar(
-                "SELECT attempts FROM jobs WHERE id = $1 AND worker = $2 AND status = 'running'",
-            )
-            .bind(id)
-            .bind(worker)
-            .fetch_optional(pool)
-            .await
-            .map_err(query(WHAT))?
-        });
-        let Some(attempts) = attempts else {
-            return self.held(0, id, worker).await.map(|()| FailOutcome::Failed);
-        };
-        let (outcome, status, not_before) =
-            after_failure(retry, to_u32(attempts, "jobs.attempts")?, now);
-        // `attempts = $7` makes this a compare-and-set: if the lease expired and another worker
-        // claimed the job in between, its attempt count moved on and nothing is changed here.
-        let affected = with_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE jobs SET status = $1, not_before = $2, last_error = $3, lease_until = NULL, \
-                 updated_at = $4 WHERE id = $5 AND worker = $6 AND attempts = $7 AND status = 'running'",
-            )
-            .bind(status)
-            .bind(not_before)
-            .bind(error)
-            .bind(now)
-            .bind(id)
-            .bind(worker)
-            .bind(attempts)
-            .execute(pool)
-            .await
-            .map_err(query(WHAT))?
-            .rows_affected()
-        });
-        self.held(affected, id, worker).await.map(|()| outcome)
+        match self.fail_leased(&JOBS, id, worker, error, retry).await? {
+            Some((outcome, affected)) => self.held(affected, id, worker).await.map(|()| outcome),
+            None => self.held(0, id, worker).await.map(|()| FailOutcome::Failed),
+        }
     }
 
     /// Gives a running job back (graceful shutdown): queued again, claimable at once by any

@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use crate::db::{Dialect, Store, ms, now_ms, with_pool};
 use crate::error::{StoreError, query};
-use crate::jobs::{FailOutcome, RetryPolicy, after_failure, to_u32, to_u64};
+use crate::jobs::{FailOutcome, Leased, RetryPolicy, to_u32, to_u64};
 
 /// A notification handed to a sender by [`Store::claim_notification`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +33,20 @@ pub struct NotificationCounts {
     /// Gave up after the last attempt.
     pub failed: u64,
 }
+
+/// Notifications are leased like jobs, with `delivering` for `running`.
+const NOTIFICATIONS: Leased = Leased {
+    finish: "UPDATE notifications SET status = 'delivered', lease_until = NULL, \
+             updated_at = $1 WHERE id = $2 AND worker = $3 AND status = 'delivering'",
+    attempts: "SELECT attempts FROM notifications \
+               WHERE id = $1 AND worker = $2 AND status = 'delivering'",
+    record_failure: "UPDATE notifications SET status = $1, not_before = $2, last_error = $3, \
+         lease_until = NULL, updated_at = $4 \
+         WHERE id = $5 AND worker = $6 AND attempts = $7 AND status = 'delivering'",
+    attempts_column: "notifications.attempts",
+    finishing: "mark notification delivered",
+    failing: "fail notification",
+};
 
 impl Store {
     /// Stores a notification to send; returns its id.
@@ -88,21 +102,7 @@ impl Store {
     /// Marks the notification delivered.
     pub async fn notification_delivered(&self, id: i64, worker: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        const WHAT: &str = "mark notification delivered";
-        let now = now_ms();
-        let affected = with_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE notifications SET status = 'delivered', lease_until = NULL, \
-                 updated_at = $1 WHERE id = $2 AND worker = $3 AND status = 'delivering'",
-            )
-            .bind(now)
-            .bind(id)
-            .bind(worker)
-            .execute(pool)
-            .await
-            .map_err(query(WHAT))?
-            .rows_affected()
-        });
+        let affected = self.finish_leased(&NOTIFICATIONS, id, worker).await?;
         self.notification_held(affected, id, worker).await
     }
 
@@ -116,49 +116,19 @@ impl Store {
         retry: RetryPolicy,
     ) -> Result<FailOutcome, StoreError> {
         let _turn = self.write_turn().await;
-        const WHAT: &str = "fail notification";
-        let now = now_ms();
-        let attempts: Option<i64> = with_pool!(self, pool => {
-            sqlx::query_scalar(
-                "SELECT attempts FROM notifications \
-                 WHERE id = $1 AND worker = $2 AND status = 'delivering'",
-            )
-            .bind(id)
-            .bind(worker)
-            .fetch_optional(pool)
-            .await
-            .map_err(query(WHAT))?
-        });
-        let Some(attempts) = attempts else {
-            return self
+        match self
+            .fail_leased(&NOTIFICATIONS, id, worker, error, retry)
+            .await?
+        {
+            Some((outcome, affected)) => self
+                .notification_held(affected, id, worker)
+                .await
+                .map(|()| outcome),
+            None => self
                 .notification_held(0, id, worker)
                 .await
-                .map(|()| FailOutcome::Failed);
-        };
-        let (outcome, status, not_before) =
-            after_failure(retry, to_u32(attempts, "notifications.attempts")?, now);
-        // `attempts = $7`: a compare-and-set, as in `fail` (another sender may have taken it over).
-        let affected = with_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE notifications SET status = $1, not_before = $2, last_error = $3, \
-                 lease_until = NULL, updated_at = $4 \
-                 WHERE id = $5 AND worker = $6 AND attempts = $7 AND status = 'delivering'",
-            )
-            .bind(status)
-            .bind(not_before)
-            .bind(error)
-            .bind(now)
-            .bind(id)
-            .bind(worker)
-            .bind(attempts)
-            .execute(pool)
-            .await
-            .map_err(query(WHAT))?
-            .rows_affected()
-        });
-        self.notification_held(affected, id, worker)
-            .await
-            .map(|()| outcome)
+                .map(|()| FailOutcome::Failed),
+        }
     }
 
     /// Notifications per status (the `/metrics` gauges).
