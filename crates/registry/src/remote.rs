@@ -97,6 +97,10 @@ pub(crate) struct RegistrySource {
     /// Bearer token for our manifest GETs (oci-client keeps its own copy for blobs).
     bearer: tokio::sync::RwLock<Option<String>>,
     limits: FetchLimits,
+    /// The root document, fetched once per source: callers ask for it again while resolving
+    /// (the digest first, then the image), and a tag that moves meanwhile must not give one
+    /// scan two different roots.
+    root: tokio::sync::OnceCell<Document>,
 }
 
 impl fmt::Debug for RegistrySource {
@@ -111,6 +115,37 @@ impl fmt::Debug for RegistrySource {
 }
 
 impl RegistrySource {
+    /// GETs the manifest or index the reference names and checks its digest.
+    async fn fetch_root(&self) -> Result<Document, RegistryError> {
+        let label = self.image.to_string();
+        let what = format!("manifest of {label}");
+        let (reference, not_found) = match (self.image.digest(), self.image.tag()) {
+            (Some(d), _) => (d.to_string(), "manifest"),
+            (None, t) => (t.unwrap_or("latest").to_string(), "tag"),
+        };
+        let fetched = self.get_manifest(&reference, not_found, &label).await?;
+        let digest = match self.image.digest() {
+            // By digest: the content must hash to it, whatever the registry's header says.
+            Some(expected) => {
+                verify_digest(&what, expected, &fetched.bytes)?;
+                expected.clone()
+            }
+            // By tag: the registry's Docker-Content-Digest names the manifest; check it.
+            None => match fetched.header_digest.as_deref().map(str::parse::<Digest>) {
+                Some(Ok(d)) => {
+                    verify_digest(&what, &d, &fetched.bytes)?;
+                    d
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(image = %label, error = %e, "unusable Docker-Content-Digest header; hashing the manifest");
+                    digest_of(DigestAlgorithm::Sha256, &fetched.bytes)
+                }
+                None => digest_of(DigestAlgorithm::Sha256, &fetched.bytes),
+            },
+        };
+        Document::parse(digest, fetched.content_type, fetched.bytes, &what)
+    }
+
     /// Picks HTTPS or HTTP, builds the clients and authenticates (a token request when the
     /// registry asks for one).
     pub(crate) async fn connect(
@@ -177,6 +212,7 @@ impl RegistrySource {
             credentials,
             bearer: tokio::sync::RwLock::new(None),
             limits,
+            root: tokio::sync::OnceCell::new(),
         };
         match source.authenticate().await {
             Err(RegistryError::Connect {
@@ -391,33 +427,10 @@ impl ImageSource for RegistrySource {
     }
 
     async fn root(&self) -> Result<Document, RegistryError> {
-        let label = self.image.to_string();
-        let what = format!("manifest of {label}");
-        let (reference, not_found) = match (self.image.digest(), self.image.tag()) {
-            (Some(d), _) => (d.to_string(), "manifest"),
-            (None, t) => (t.unwrap_or("latest").to_string(), "tag"),
-        };
-        let fetched = self.get_manifest(&reference, not_found, &label).await?;
-        let digest = match self.image.digest() {
-            // By digest: the content must hash to it, whatever the registry's header says.
-            Some(expected) => {
-                verify_digest(&what, expected, &fetched.bytes)?;
-                expected.clone()
-            }
-            // By tag: the registry's Docker-Content-Digest names the manifest; check it.
-            None => match fetched.header_digest.as_deref().map(str::parse::<Digest>) {
-                Some(Ok(d)) => {
-                    verify_digest(&what, &d, &fetched.bytes)?;
-                    d
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(image = %label, error = %e, "unusable Docker-Content-Digest header; hashing the manifest");
-                    digest_of(DigestAlgorithm::Sha256, &fetched.bytes)
-                }
-                None => digest_of(DigestAlgorithm::Sha256, &fetched.bytes),
-            },
-        };
-        Document::parse(digest, fetched.content_type, fetched.bytes, &what)
+        self.root
+            .get_or_try_init(|| self.fetch_root())
+            .await
+            .cloned()
     }
 
     async fn manifest(&self, desc: &Descriptor) -> Result<Document, RegistryError> {
