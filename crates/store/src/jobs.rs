@@ -331,6 +331,17 @@ impl Store {
         let now = now_ms();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query(WHAT))?;
+            // The tag is recorded whatever becomes of the job (new, or absorbed).
+            if let (Some((repository, tag)), Some(digest)) = (tag, &spec.digest) {
+                sqlx::query(crate::results::UPSERT_TAG_SQL)
+                    .bind(repository)
+                    .bind(tag)
+                    .bind(digest)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query(WHAT))?;
+            }
             if let Some(event_id) = &spec.event_id {
                 let inserted = sqlx::query(
                     "INSERT INTO events (event_id, job_id, received_at) VALUES ($1, NULL, $2) \
@@ -349,16 +360,6 @@ impl Store {
                             .fetch_one(&mut *tx)
                             .await
                             .map_err(query(WHAT))?;
-                    if let (Some((repository, tag)), Some(digest)) = (tag, &spec.digest) {
-                        sqlx::query(crate::results::UPSERT_TAG_SQL)
-                            .bind(repository)
-                            .bind(tag)
-                            .bind(digest)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(query(WHAT))?;
-                    }
                     tx.commit().await.map_err(query(WHAT))?;
                     let id = job_id.ok_or_else(|| StoreError::Corrupt {
                         column: "events.job_id",
@@ -436,16 +437,6 @@ impl Store {
                 sqlx::query("UPDATE events SET job_id = $1 WHERE event_id = $2")
                     .bind(id)
                     .bind(event_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query(WHAT))?;
-            }
-            if let (Some((repository, tag)), Some(digest)) = (tag, &spec.digest) {
-                sqlx::query(crate::results::UPSERT_TAG_SQL)
-                    .bind(repository)
-                    .bind(tag)
-                    .bind(digest)
-                    .bind(now)
                     .execute(&mut *tx)
                     .await
                     .map_err(query(WHAT))?;
