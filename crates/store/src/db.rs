@@ -86,7 +86,8 @@ impl Dialect for SqlitePool {
                      WHERE (status = 'queued' AND not_before <= $3) \
                         OR (status = 'running' AND lease_until < $3 AND attempts < $4) \
                      ORDER BY id LIMIT 1) \
-         RETURNING id, image_ref, digest, event_id, source, policy_digest, attempts, lease_until";
+         RETURNING id, image_ref, digest, event_id, source, policy_digest, scope, pull_secrets, \
+         attempts, lease_until";
     const CLAIM_NOTIFICATION_SQL: &'static str = "UPDATE notifications SET status = 'delivering', \
          worker = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
          WHERE id = (SELECT id FROM notifications \
@@ -116,7 +117,8 @@ impl Dialect for PgPool {
                      WHERE (status = 'queued' AND not_before <= $3) \
                         OR (status = 'running' AND lease_until < $3 AND attempts < $4) \
                      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, image_ref, digest, event_id, source, policy_digest, attempts, lease_until";
+         RETURNING id, image_ref, digest, event_id, source, policy_digest, scope, pull_secrets, \
+         attempts, lease_until";
     const CLAIM_NOTIFICATION_SQL: &'static str = "UPDATE notifications SET status = 'delivering', \
          worker = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
          WHERE id = (SELECT id FROM notifications \
@@ -145,7 +147,7 @@ impl Dialect for PgPool {
 /// The schema, one migration per file; a database is brought from whatever version it has to
 /// the last one on open.
 fn migrator(sqlite: bool) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 2] = if sqlite {
+    let files: [(i64, &'static str, &'static str); 3] = if sqlite {
         [
             (
                 1,
@@ -156,6 +158,11 @@ fn migrator(sqlite: bool) -> Migrator {
                 2,
                 "notifications",
                 include_str!("../migrations/sqlite/0002_notifications.sql"),
+            ),
+            (
+                3,
+                "facts_and_verdicts",
+                include_str!("../migrations/sqlite/0003_facts_and_verdicts.sql"),
             ),
         ]
     } else {
@@ -169,6 +176,11 @@ fn migrator(sqlite: bool) -> Migrator {
                 2,
                 "notifications",
                 include_str!("../migrations/postgres/0002_notifications.sql"),
+            ),
+            (
+                3,
+                "facts_and_verdicts",
+                include_str!("../migrations/postgres/0003_facts_and_verdicts.sql"),
             ),
         ]
     };

@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use crate::db::{Dialect, Store, ms, now_ms, with_pool};
 use crate::error::{StoreError, query};
+use crate::results::Scope;
 
 /// A scan to schedule, as the webhook or API received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,11 @@ pub struct JobSpec {
     pub source: String,
     /// Digest of the policy bundle the verdict is to be computed under.
     pub policy_digest: String,
+    /// Whose credentials pull the image, and so who may see the result.
+    pub scope: Scope,
+    /// For a [`Scope::Namespace`] job: the pull Secrets (names in that namespace) the worker
+    /// reads the credentials from. Only names are stored, never credentials.
+    pub pull_secrets: Vec<String>,
 }
 
 /// Answer of [`Store::enqueue`].
@@ -137,8 +143,8 @@ pub enum DigestOutcome {
     /// Another queued or running job (`job`) will produce this verdict: this one is done and the
     /// worker drops it.
     Duplicate { job: i64 },
-    /// A verdict for the digest under this policy bundle is already stored: this job is done
-    /// and the worker drops it.
+    /// The digest's report is already stored for the job's scope (the verdict under this bundle
+    /// is computed from it without a pull): this job is done and the worker drops it.
     AlreadyScanned,
 }
 
@@ -180,22 +186,44 @@ pub(crate) fn to_u64(v: i64) -> u64 {
 }
 
 macro_rules! spec_from_row {
-    ($row:expr, $what:expr) => {
+    ($row:expr, $what:expr) => {{
+        let scope: String = $row.try_get("scope").map_err(query($what))?;
+        let secrets: Option<String> = $row.try_get("pull_secrets").map_err(query($what))?;
         JobSpec {
             image_ref: $row.try_get("image_ref").map_err(query($what))?,
             digest: $row.try_get("digest").map_err(query($what))?,
             event_id: $row.try_get("event_id").map_err(query($what))?,
             source: $row.try_get("source").map_err(query($what))?,
             policy_digest: $row.try_get("policy_digest").map_err(query($what))?,
+            scope: Scope::parse(&scope, "jobs.scope")?,
+            pull_secrets: parse_secrets(secrets.as_deref())?,
         }
-    };
+    }};
+}
+
+/// `jobs.pull_secrets`: a JSON array of Secret names, or NULL for none.
+fn secrets_column(names: &[String]) -> Option<String> {
+    if names.is_empty() {
+        return None;
+    }
+    serde_json::to_string(names).ok()
+}
+
+fn parse_secrets(column: Option<&str>) -> Result<Vec<String>, StoreError> {
+    match column {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(text).map_err(|_| StoreError::Corrupt {
+            column: "jobs.pull_secrets",
+            value: text.to_owned(),
+        }),
+    }
 }
 
 /// The columns `job_view_from_row!` reads, as a literal for `concat!` (the SQL stays static).
 macro_rules! job_view_columns {
     () => {
-        "id, image_ref, digest, event_id, source, policy_digest, status, attempts, not_before, \
-         lease_until, worker, last_error, created_at, updated_at"
+        "id, image_ref, digest, event_id, source, policy_digest, scope, pull_secrets, status, \
+         attempts, not_before, lease_until, worker, last_error, created_at, updated_at"
     };
 }
 
@@ -312,8 +340,8 @@ impl Store {
 
 impl Store {
     /// Stores a job durably (the webhook answers 202 only after this returns), unless it
-    /// duplicates an event already accepted, a job queued or running for the same digest and
-    /// policy bundle, or a verdict already stored.
+    /// duplicates an event already accepted, a job queued or running for the same digest,
+    /// policy bundle and scope, or a report already stored for the digest in that scope.
     pub async fn enqueue(&self, spec: JobSpec) -> Result<Enqueued, StoreError> {
         self.enqueue_tagged(spec, None).await
     }
@@ -369,44 +397,48 @@ impl Store {
                 }
             }
             let mut existing = None;
-            // A new job is queued, unless a verdict for it already exists (then it is born done).
+            // A new job is queued, unless its report already exists (then it is born done).
             let mut status = "queued";
+            let scope = spec.scope.as_db();
             if let Some(digest) = &spec.digest {
-                let key = format!("{digest} {}", spec.policy_digest);
+                let key = format!("{digest} {} {scope}", spec.policy_digest);
                 pool.lock_key(&mut tx, &key).await.map_err(query(WHAT))?;
                 existing = sqlx::query_scalar::<_, i64>(
-                    "SELECT id FROM jobs WHERE digest = $1 AND policy_digest = $2 \
+                    "SELECT id FROM jobs WHERE digest = $1 AND policy_digest = $2 AND scope = $3 \
                      AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
                 )
                 .bind(digest)
                 .bind(&spec.policy_digest)
+                .bind(&scope)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(query(WHAT))?;
                 if existing.is_none() {
-                    let has_verdict = sqlx::query_scalar::<_, i64>(
-                        "SELECT COUNT(*) FROM results WHERE manifest_digest = $1 AND policy_digest = $2",
+                    let has_report = sqlx::query_scalar::<_, i64>(
+                        "SELECT COUNT(*) FROM report_scopes WHERE manifest_digest = $1 AND scope = $2",
                     )
                     .bind(digest)
-                    .bind(&spec.policy_digest)
+                    .bind(&scope)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(query(WHAT))?
                         > 0;
-                    if has_verdict {
+                    if has_report {
                         let done = sqlx::query_scalar::<_, i64>(
                             "SELECT id FROM jobs WHERE digest = $1 AND policy_digest = $2 \
-                             AND status = 'done' ORDER BY id DESC LIMIT 1",
+                             AND scope = $3 AND status = 'done' ORDER BY id DESC LIMIT 1",
                         )
                         .bind(digest)
                         .bind(&spec.policy_digest)
+                        .bind(&scope)
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(query(WHAT))?;
                         match done {
                             Some(id) => existing = Some(id),
-                            // The verdict came from elsewhere (a CLI scan into this store): record
-                            // a job that is already done so the caller still gets an id to follow.
+                            // The report came from elsewhere (another bundle's job, a CLI scan
+                            // into this store): record a job that is already done so the caller
+                            // still gets an id to follow.
                             None => status = "done",
                         }
                     }
@@ -417,8 +449,8 @@ impl Store {
                 None => {
                     let id = sqlx::query_scalar::<_, i64>(
                         "INSERT INTO jobs (image_ref, digest, event_id, source, policy_digest, \
-                         status, attempts, not_before, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $7, 0, $6, $6, $6) RETURNING id",
+                         status, attempts, not_before, created_at, updated_at, scope, pull_secrets) \
+                         VALUES ($1, $2, $3, $4, $5, $7, 0, $6, $6, $6, $8, $9) RETURNING id",
                     )
                     .bind(&spec.image_ref)
                     .bind(&spec.digest)
@@ -427,6 +459,8 @@ impl Store {
                     .bind(&spec.policy_digest)
                     .bind(now)
                     .bind(status)
+                    .bind(&scope)
+                    .bind(secrets_column(&spec.pull_secrets))
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(query(WHAT))?;
@@ -575,9 +609,10 @@ impl Store {
     }
 
     /// Records the manifest digest a worker resolved for a job queued by tag, unless that digest
-    /// is already being scanned or was scanned under the job's policy bundle: then the job is
-    /// done at once and the caller drops it. Serialised with [`Store::enqueue`] on the same
-    /// (digest, policy bundle), so two jobs never scan one digest at the same time.
+    /// is already being scanned for the job's bundle and scope, or its report is stored for the
+    /// scope: then the job is done at once and the caller drops it. Serialised with
+    /// [`Store::enqueue`] on the same (digest, policy bundle, scope), so two jobs never scan one
+    /// digest for one scope at the same time.
     ///
     /// A job that already has a digest keeps it: the same digest again is [`DigestOutcome::Set`],
     /// another one is [`StoreError::DigestMismatch`].
@@ -592,8 +627,8 @@ impl Store {
         let now = now_ms();
         let outcome = with_pool!(self, pool => {
             let mut tx = pool.begin_write().await.map_err(query(WHAT))?;
-            let held: Option<(String, Option<String>)> = sqlx::query_as(
-                "SELECT policy_digest, digest FROM jobs \
+            let held: Option<(String, Option<String>, String)> = sqlx::query_as(
+                "SELECT policy_digest, digest, scope FROM jobs \
                  WHERE id = $1 AND worker = $2 AND status = 'running'",
             )
             .bind(id)
@@ -601,7 +636,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await
             .map_err(query(WHAT))?;
-            let Some((policy_digest, stored)) = held else {
+            let Some((policy_digest, stored, scope)) = held else {
                 tx.rollback().await.map_err(query(WHAT))?;
                 return self.held(0, id, worker).await.map(|()| DigestOutcome::Set);
             };
@@ -616,15 +651,16 @@ impl Store {
                     resolved: digest.to_owned(),
                 });
             }
-            let key = format!("{digest} {policy_digest}");
+            let key = format!("{digest} {policy_digest} {scope}");
             pool.lock_key(&mut tx, &key).await.map_err(query(WHAT))?;
             let active = sqlx::query_scalar::<_, i64>(
-                "SELECT id FROM jobs WHERE digest = $1 AND policy_digest = $2 \
+                "SELECT id FROM jobs WHERE digest = $1 AND policy_digest = $2 AND scope = $4 \
                  AND status IN ('queued', 'running') AND id <> $3 ORDER BY id LIMIT 1",
             )
             .bind(digest)
             .bind(&policy_digest)
             .bind(id)
+            .bind(&scope)
             .fetch_optional(&mut *tx)
             .await
             .map_err(query(WHAT))?;
@@ -632,10 +668,10 @@ impl Store {
                 Some(job) => DigestOutcome::Duplicate { job },
                 None => {
                     let scanned = sqlx::query_scalar::<_, i64>(
-                        "SELECT COUNT(*) FROM results WHERE manifest_digest = $1 AND policy_digest = $2",
+                        "SELECT COUNT(*) FROM report_scopes WHERE manifest_digest = $1 AND scope = $2",
                     )
                     .bind(digest)
-                    .bind(&policy_digest)
+                    .bind(&scope)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(query(WHAT))?

@@ -10,8 +10,11 @@
 //!   it is removed and the layer is walked again.
 //! - [`Store`], the database of `gantry serve`: the durable job queue ([`Store::enqueue`],
 //!   [`Store::claim`], [`Store::resolve_digest`], [`Store::complete`], [`Store::fail`],
-//!   [`Store::release`]), the verdicts, reports, SBOMs and tags per image ([`Store::put_result`],
-//!   [`Store::verdict`], [`Store::sbom`], [`Store::images`], [`Store::stale_results`]) and the
+//!   [`Store::release`]), the reports (facts), SBOMs and tags per image and the verdicts per
+//!   (image, bundle, reference, mode) ([`Store::put_scan`], [`Store::put_verdict`],
+//!   [`Store::report`], [`Store::verdict`], [`Store::sbom`], [`Store::images`],
+//!   [`Store::stale_verdicts`]), each read narrowed to what the caller may see
+//!   ([`Visibility`]: images pulled with a namespace's pull secret are that namespace's), and the
 //!   outbox of notifications to send ([`Store::enqueue_notification`],
 //!   [`Store::claim_notification`]). SQLite (one file, the default) or Postgres (several
 //!   replicas) through `sqlx`, same SQL for both; the schema is embedded and migrated on open.
@@ -45,5 +48,8 @@ pub use jobs::{
 };
 pub use layer_cache::{DirLayerCache, default_cache_dir};
 pub use notifications::{Notification, NotificationCounts};
-pub use prune::Pruned;
-pub use results::{ImageSummary, ResultRecord, StoredVerdict};
+pub use prune::{Pruned, PrunedResults};
+pub use results::{
+    ImageCursor, ImagePage, ImageSummary, ReportRecord, Scope, StaleVerdict, StoredReport,
+    StoredVerdict, VerdictKey, VerdictRecord, Visibility,
+};

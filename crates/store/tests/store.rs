@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gantry_store::{
-    DigestOutcome, FailOutcome, JobSpec, JobStatus, NotificationCounts, Pruned, QueueCounts,
-    ResultRecord, RetryPolicy, Store, StoreError,
+    DigestOutcome, FailOutcome, ImageCursor, ImageSummary, JobSpec, JobStatus, NotificationCounts,
+    Pruned, PrunedResults, QueueCounts, ReportRecord, RetryPolicy, Scope, Store, StoreError,
+    StoredVerdict, VerdictKey, VerdictRecord, Visibility,
 };
 use gantry_testkit::PostgresHarness;
 use tokio::sync::Mutex;
@@ -30,7 +31,23 @@ fn spec(image: &str, digest: Option<&str>, event: Option<&str>) -> JobSpec {
         event_id: event.map(str::to_owned),
         source: "distribution".to_owned(),
         policy_digest: POLICY.to_owned(),
+        scope: Scope::Public,
+        pull_secrets: Vec::new(),
     }
+}
+
+/// What one scan stores, as the tests describe it: a public report with its SBOM and tags, and
+/// the first verdict, for `library/app:<first tag>` by a webhook.
+struct ResultRecord {
+    manifest_digest: String,
+    policy_digest: String,
+    verdict_json: String,
+    report_json: String,
+    sbom_json: Option<String>,
+    decision: String,
+    repository: String,
+    tags: Vec<String>,
+    scope: Scope,
 }
 
 fn result(digest: &str, tags: &[&str], decision: &str) -> ResultRecord {
@@ -45,6 +62,76 @@ fn result(digest: &str, tags: &[&str], decision: &str) -> ResultRecord {
         decision: decision.to_owned(),
         repository: "library/app".to_owned(),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        scope: Scope::Public,
+    }
+}
+
+impl ResultRecord {
+    fn reference(&self) -> String {
+        match self.tags.first() {
+            Some(t) => format!("{}:{t}", self.repository),
+            None => self.repository.clone(),
+        }
+    }
+
+    fn verdict(&self) -> VerdictRecord {
+        VerdictRecord {
+            key: VerdictKey {
+                manifest_digest: self.manifest_digest.clone(),
+                policy_digest: self.policy_digest.clone(),
+                reference: self.reference(),
+                mode: "webhook".to_owned(),
+            },
+            verdict_json: self.verdict_json.clone(),
+            decision: self.decision.clone(),
+            valid_until_ms: None,
+        }
+    }
+}
+
+/// The results API as the tests use it most: everything visible, the newest verdict.
+trait ResultsExt {
+    async fn put_result(&self, r: &ResultRecord) -> Result<(), StoreError>;
+    async fn verdict_of(
+        &self,
+        digest: &str,
+        policy: &str,
+    ) -> Result<Option<StoredVerdict>, StoreError>;
+    async fn images_of(&self, repository: &str) -> Result<Vec<ImageSummary>, StoreError>;
+    async fn sbom_of(&self, digest: &str) -> Result<Option<String>, StoreError>;
+}
+
+impl ResultsExt for Store {
+    async fn put_result(&self, r: &ResultRecord) -> Result<(), StoreError> {
+        let report = ReportRecord {
+            manifest_digest: r.manifest_digest.clone(),
+            report_json: r.report_json.clone(),
+            sbom_json: r.sbom_json.clone(),
+            repository: r.repository.clone(),
+            tags: r.tags.clone(),
+            scope: r.scope.clone(),
+        };
+        self.put_scan(&report, &r.verdict()).await
+    }
+
+    async fn verdict_of(
+        &self,
+        digest: &str,
+        policy: &str,
+    ) -> Result<Option<StoredVerdict>, StoreError> {
+        self.find_verdict(digest, policy, None, None, &Visibility::everything())
+            .await
+    }
+
+    async fn images_of(&self, repository: &str) -> Result<Vec<ImageSummary>, StoreError> {
+        Ok(self
+            .images(repository, POLICY, &Visibility::everything(), None, 1000)
+            .await?
+            .images)
+    }
+
+    async fn sbom_of(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        self.sbom(digest, &Visibility::everything()).await
     }
 }
 
@@ -390,7 +477,7 @@ async fn results_upsert_and_tags_accumulate(db: &Db) {
     let store = &db.store;
     assert!(
         store
-            .verdict("sha256:r", "sha256:policy")
+            .verdict_of("sha256:r", "sha256:policy")
             .await
             .unwrap()
             .is_none()
@@ -403,7 +490,7 @@ async fn results_upsert_and_tags_accumulate(db: &Db) {
     second.sbom_json = None;
     store.put_result(&second).await.unwrap();
     let v = store
-        .verdict("sha256:r", "sha256:policy")
+        .verdict_of("sha256:r", "sha256:policy")
         .await
         .unwrap()
         .unwrap();
@@ -413,18 +500,18 @@ async fn results_upsert_and_tags_accumulate(db: &Db) {
     // The SBOM of the first put survives a put without one.
     assert!(
         store
-            .sbom("sha256:r")
+            .sbom_of("sha256:r")
             .await
             .unwrap()
             .unwrap()
             .contains("CycloneDX")
     );
-    assert!(store.sbom("sha256:none").await.unwrap().is_none());
+    assert!(store.sbom_of("sha256:none").await.unwrap().is_none());
     store
         .put_result(&result("sha256:s", &["2.0"], "deny"))
         .await
         .unwrap();
-    let images = store.images("library/app").await.unwrap();
+    let images = store.images_of("library/app").await.unwrap();
     let summary: Vec<_> = images
         .iter()
         .map(|i| {
@@ -441,7 +528,7 @@ async fn results_upsert_and_tags_accumulate(db: &Db) {
         vec!["1.0".to_owned(), "latest".to_owned()]
     )));
     assert!(summary.contains(&("sha256:s", "deny", vec!["2.0".to_owned()])));
-    assert!(store.images("library/other").await.unwrap().is_empty());
+    assert!(store.images_of("library/other").await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -493,7 +580,7 @@ async fn queue_and_results_survive_a_restart() {
     );
     assert!(
         store
-            .verdict("sha256:0", "sha256:policy")
+            .verdict_of("sha256:0", "sha256:policy")
             .await
             .unwrap()
             .is_some()
@@ -750,9 +837,11 @@ async fn resolve_digest_sets_or_absorbs_duplicates(db: &Db) {
     );
     assert_eq!(store.job(c).await.unwrap().unwrap().status, JobStatus::Done);
 
-    // Under another policy bundle the same digest is another scan.
+    // Under another policy bundle the stored report serves too (the verdict is computed from
+    // it without a pull), but another scope is another scan.
     let mut other_policy = tag_job("e");
     other_policy.policy_digest = "sha256:policy2".to_owned();
+    other_policy.scope = Scope::Namespace("team-a".to_owned());
     let e = store.enqueue(other_policy).await.unwrap().id;
     assert_eq!(
         store
@@ -882,10 +971,10 @@ async fn tags_are_upserted(db: &Db) {
         .put_result(&result(D, &["latest"], "allow"))
         .await
         .unwrap();
-    let verdict = store.verdict(D, POLICY).await.unwrap().unwrap();
+    let verdict = store.verdict_of(D, POLICY).await.unwrap().unwrap();
     assert_eq!(verdict.tags, ["latest", "v1"]);
     // Tagged in another repository: listed there too, with that repository's tags.
-    let other = store.images("library/other").await.unwrap();
+    let other = store.images_of("library/other").await.unwrap();
     assert_eq!(other.len(), 1);
     assert_eq!(other[0].tags, ["v1"]);
 }
@@ -917,7 +1006,7 @@ async fn tag_times(db: &Db, tag: &str, digest: &str) -> (i64, i64) {
     }
 }
 
-async fn stale_results_are_the_newest_result_missing_under_a_policy(db: &Db) {
+async fn stale_verdicts_are_the_newest_missing_or_expired_under_a_policy(db: &Db) {
     let store = &db.store;
     let put = |digest: &str, policy: &str, tags: &[&str]| {
         let mut r = result(digest, tags, "allow");
@@ -926,7 +1015,7 @@ async fn stale_results_are_the_newest_result_missing_under_a_policy(db: &Db) {
         r
     };
     let tick = || tokio::time::sleep(Duration::from_millis(5));
-    // d1: old under a, newer under b → b's report.
+    // d1: old under a, newer under b → b's verdict.
     store
         .put_result(&put("sha256:d1", "sha256:a", &["1"]))
         .await
@@ -952,7 +1041,7 @@ async fn stale_results_are_the_newest_result_missing_under_a_policy(db: &Db) {
         .unwrap();
     // d4: newest is under a although b sorts after it.
     store
-        .put_result(&put("sha256:d4", "sha256:b", &[]))
+        .put_result(&put("sha256:d4", "sha256:b", &["4"]))
         .await
         .unwrap();
     tick().await;
@@ -966,43 +1055,332 @@ async fn stale_results_are_the_newest_result_missing_under_a_policy(db: &Db) {
         .await
         .unwrap();
 
-    let stale = store.stale_results("sha256:new", 10).await.unwrap();
+    let now = now();
+    let stale = store.stale_verdicts("sha256:new", now, 10).await.unwrap();
     let got: Vec<_> = stale
         .iter()
-        .map(|v| (v.manifest_digest.as_str(), v.policy_digest.as_str()))
+        .map(|v| {
+            (
+                v.key.manifest_digest.as_str(),
+                v.key.policy_digest.as_str(),
+                v.key.reference.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
         [
-            ("sha256:d1", "sha256:b"),
-            ("sha256:d2", "sha256:a"),
-            ("sha256:d4", "sha256:a"),
+            ("sha256:d1", "sha256:b", "library/app:1"),
+            ("sha256:d2", "sha256:a", "library/app"),
+            ("sha256:d4", "sha256:a", "library/app:4"),
         ]
     );
+    // The report the re-judgement reads is the digest's one, whoever stored it last.
+    let report = store
+        .report("sha256:d1", &Visibility::everything())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        stale[0].report_json,
+        report.report_json,
         r#"{"facts":"sha256:d1 under sha256:b"}"#
     );
-    assert_eq!(stale[0].tags, ["1"]);
-    assert_eq!(stale[2].tags, ["4", "four"]);
-    let first = store.stale_results("sha256:new", 1).await.unwrap();
+    let first = store.stale_verdicts("sha256:new", now, 1).await.unwrap();
     assert_eq!(first.len(), 1);
-    assert_eq!(first[0].manifest_digest, "sha256:d1");
-    // Once re-evaluated, a digest is no longer stale.
+    assert_eq!(first[0].key.manifest_digest, "sha256:d1");
+    // Once re-evaluated, a verdict is no longer stale.
+    let mut fresh = stale[0].key.clone();
+    fresh.policy_digest = "sha256:new".to_owned();
     store
-        .put_result(&put("sha256:d1", "sha256:new", &[]))
+        .put_verdict(&VerdictRecord {
+            key: fresh.clone(),
+            verdict_json: "{}".to_owned(),
+            decision: "allow".to_owned(),
+            valid_until_ms: Some(now + 50),
+        })
         .await
         .unwrap();
-    let after = store.stale_results("sha256:new", 10).await.unwrap();
+    let after = store.stale_verdicts("sha256:new", now, 10).await.unwrap();
     assert_eq!(after.len(), 2);
-    assert_eq!(after[0].manifest_digest, "sha256:d2");
+    assert_eq!(after[0].key.manifest_digest, "sha256:d2");
+    // …until it expires: then it is stale under its own bundle.
+    let later = store
+        .stale_verdicts("sha256:new", now + 50, 10)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 3);
+    assert_eq!(later[0].key, fresh);
+    let v = store
+        .verdict(&fresh, &Visibility::everything())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(v.is_valid_at(now + 49) && !v.is_valid_at(now + 50));
     assert!(
         store
-            .stale_results("sha256:new", 0)
+            .stale_verdicts("sha256:new", now, 0)
             .await
             .unwrap()
             .is_empty()
     );
+}
+
+/// Verdicts are per (digest, bundle, reference, mode); the report is per digest.
+async fn verdicts_are_keyed_by_reference_and_mode(db: &Db) {
+    let store = &db.store;
+    const D: &str = "sha256:named";
+    store.put_result(&result(D, &["1"], "deny")).await.unwrap();
+    let key = |reference: &str, mode: &str| VerdictKey {
+        manifest_digest: D.to_owned(),
+        policy_digest: POLICY.to_owned(),
+        reference: reference.to_owned(),
+        mode: mode.to_owned(),
+    };
+    let all = Visibility::everything();
+    assert!(
+        store
+            .verdict(&key("library/app:1", "admission"), &all)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .verdict(&key("library/waived:1", "webhook"), &all)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store
+        .put_verdict(&VerdictRecord {
+            key: key("library/waived:1", "admission"),
+            verdict_json: r#"{"decision":"allow"}"#.to_owned(),
+            decision: "allow".to_owned(),
+            valid_until_ms: None,
+        })
+        .await
+        .unwrap();
+    let v = store
+        .verdict(&key("library/app:1", "webhook"), &all)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.decision, "deny");
+    let w = store
+        .verdict(&key("library/waived:1", "admission"), &all)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (w.decision.as_str(), w.key.mode.as_str()),
+        ("allow", "admission")
+    );
+    // The newest of a digest's verdicts, and narrowed by mode.
+    let newest = store.verdict_of(D, POLICY).await.unwrap().unwrap();
+    assert_eq!(newest.key.reference, "library/waived:1");
+    let webhook = store
+        .find_verdict(D, POLICY, None, Some("webhook"), &all)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(webhook.decision, "deny");
+    // A verdict needs its report.
+    let orphan = VerdictRecord {
+        key: VerdictKey {
+            manifest_digest: "sha256:never-scanned".to_owned(),
+            ..key("x", "api")
+        },
+        verdict_json: "{}".to_owned(),
+        decision: "allow".to_owned(),
+        valid_until_ms: None,
+    };
+    assert!(store.put_verdict(&orphan).await.is_err());
+}
+
+/// An image pulled with a namespace's pull secret is that namespace's: its report, verdicts,
+/// SBOM and listing are hidden from everyone else, and its scan does not dedupe a public one.
+async fn namespace_scoped_results_are_visible_to_that_namespace_only(db: &Db) {
+    let store = &db.store;
+    const PRIVATE: &str = "sha256:private";
+    const PUBLIC: &str = "sha256:public";
+    let mut private = result(PRIVATE, &["1"], "deny");
+    private.scope = Scope::Namespace("team-a".to_owned());
+    store.put_result(&private).await.unwrap();
+    store
+        .put_result(&result(PUBLIC, &["2"], "allow"))
+        .await
+        .unwrap();
+
+    let team_a = Visibility::namespaces(["team-a"]);
+    let team_b = Visibility::namespaces(["team-b"]);
+    for (who, sees) in [
+        (Visibility::everything(), true),
+        (team_a.clone(), true),
+        (team_b.clone(), false),
+        (Visibility::public(), false),
+    ] {
+        let v = store
+            .find_verdict(PRIVATE, POLICY, None, None, &who)
+            .await
+            .unwrap();
+        assert_eq!(v.is_some(), sees, "{who:?}");
+        assert_eq!(store.report(PRIVATE, &who).await.unwrap().is_some(), sees);
+        assert_eq!(store.sbom(PRIVATE, &who).await.unwrap().is_some(), sees);
+        let listed: Vec<String> = store
+            .images("library/app", POLICY, &who, None, 10)
+            .await
+            .unwrap()
+            .images
+            .into_iter()
+            .map(|i| i.manifest_digest)
+            .collect();
+        assert_eq!(listed.contains(&PRIVATE.to_owned()), sees, "{who:?}");
+        assert!(listed.contains(&PUBLIC.to_owned()));
+        assert!(
+            store
+                .find_verdict(PUBLIC, POLICY, None, None, &who)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let report = store.report(PRIVATE, &team_a).await.unwrap().unwrap();
+    assert_eq!(report.scopes, [Scope::Namespace("team-a".to_owned())]);
+
+    // A public job for the private digest is not absorbed by the namespace's report; a job of
+    // the namespace is.
+    let public_job = store
+        .enqueue(spec("r/app:1", Some(PRIVATE), None))
+        .await
+        .unwrap();
+    assert!(!public_job.deduplicated);
+    let mut ns_spec = spec("r/app:1", Some(PRIVATE), None);
+    ns_spec.scope = Scope::Namespace("team-a".to_owned());
+    ns_spec.pull_secrets = vec!["regcred".to_owned(), "other".to_owned()];
+    assert!(store.enqueue(ns_spec.clone()).await.unwrap().deduplicated);
+    // Two scopes scan one digest side by side; the job keeps its secret names.
+    ns_spec.scope = Scope::Namespace("team-b".to_owned());
+    let b = store.enqueue(ns_spec.clone()).await.unwrap();
+    assert!(!b.deduplicated && b.id != public_job.id);
+    let view = store.job(b.id).await.unwrap().unwrap();
+    assert_eq!(view.spec, ns_spec);
+}
+
+/// Images of a repository come newest first, a page at a time.
+async fn images_are_listed_a_page_at_a_time(db: &Db) {
+    let store = &db.store;
+    for i in 0..5 {
+        store
+            .put_result(&result(&format!("sha256:p{i}"), &[&i.to_string()], "allow"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let all = Visibility::everything();
+    let mut seen = Vec::new();
+    let mut cursor: Option<ImageCursor> = None;
+    loop {
+        let page = store
+            .images("library/app", POLICY, &all, cursor.as_ref(), 2)
+            .await
+            .unwrap();
+        assert!(page.images.len() <= 2);
+        seen.extend(page.images.iter().map(|i| i.manifest_digest.clone()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "sha256:p4",
+            "sha256:p3",
+            "sha256:p2",
+            "sha256:p1",
+            "sha256:p0"
+        ]
+    );
+}
+
+/// Results nobody pushed, scanned or judged for the retention are deleted with their
+/// verdicts, SBOM and tags; recent ones and those with queued work stay.
+async fn prune_results_removes_images_not_seen_for_the_retention(db: &Db) {
+    let store = &db.store;
+    store
+        .put_result(&result("sha256:old", &["1"], "allow"))
+        .await
+        .unwrap();
+    // Another bundle's scan of this digest is queued (its report is stored meanwhile).
+    let mut busy = spec("r/app:2", Some("sha256:busy"), None);
+    busy.policy_digest = "sha256:other".to_owned();
+    assert!(!store.enqueue(busy).await.unwrap().deduplicated);
+    store
+        .put_result(&result("sha256:busy", &["2"], "allow"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .prune_results(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        PrunedResults::default()
+    );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    store
+        .put_result(&result("sha256:new", &["3"], "allow"))
+        .await
+        .unwrap();
+    let pruned = store
+        .prune_results(Duration::from_millis(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        pruned,
+        PrunedResults {
+            reports: 1,
+            sboms: 1,
+            tags: 1
+        }
+    );
+    assert!(
+        store
+            .verdict_of("sha256:old", POLICY)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.sbom_of("sha256:old").await.unwrap().is_none());
+    assert!(
+        store
+            .verdict_of("sha256:busy", POLICY)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .verdict_of("sha256:new", POLICY)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The image is scanned again when asked for.
+    assert!(
+        !store
+            .enqueue(spec("r/app:1", Some("sha256:old"), None))
+            .await
+            .unwrap()
+            .deduplicated
+    );
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 async fn ping_and_latest_job_for_a_digest(db: &Db) {
@@ -1301,7 +1679,11 @@ on_both_backends!(
     resolve_digest_sets_or_absorbs_duplicates,
     resolve_digest_races_with_enqueue,
     tags_are_upserted,
-    stale_results_are_the_newest_result_missing_under_a_policy,
+    stale_verdicts_are_the_newest_missing_or_expired_under_a_policy,
+    verdicts_are_keyed_by_reference_and_mode,
+    namespace_scoped_results_are_visible_to_that_namespace_only,
+    images_are_listed_a_page_at_a_time,
+    prune_results_removes_images_not_seen_for_the_retention,
     ping_and_latest_job_for_a_digest,
     notifications_are_delivered_retried_and_reclaimed,
     two_replicas_complete_every_job_exactly_once,
@@ -1358,7 +1740,7 @@ async fn prune_removes_finished_jobs_events_and_notifications(db: &Db) {
         s.job(queued.id).await.unwrap().unwrap().status,
         JobStatus::Queued
     );
-    let v = s.verdict(DIGEST_A, POLICY).await.unwrap().unwrap();
+    let v = s.verdict_of(DIGEST_A, POLICY).await.unwrap().unwrap();
     assert_eq!(v.tags, ["v1"]);
     // A redelivery of the pruned event is absorbed by the stored verdict.
     let again = s
@@ -1414,5 +1796,101 @@ async fn version_1_database_is_migrated_on_open() {
             .unwrap()
             .id,
         job.id
+    );
+}
+
+/// A database of schema version 2 (one result row per digest and bundle) keeps its verdicts:
+/// each digest's newest report becomes its public report, every result a webhook verdict
+/// under its repository, and jobs gain the public scope.
+#[tokio::test]
+async fn version_2_results_become_reports_and_verdicts() {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("v2.db").display());
+    {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let migration = |version, name: &'static str, sql: &'static str| {
+            Migration::new(
+                version,
+                name.into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        };
+        Migrator::with_migrations(vec![
+            migration(
+                1,
+                "init",
+                include_str!("../migrations/sqlite/0001_init.sql"),
+            ),
+            migration(
+                2,
+                "notifications",
+                include_str!("../migrations/sqlite/0002_notifications.sql"),
+            ),
+        ])
+        .run(&pool)
+        .await
+        .unwrap();
+        for (policy, report, decision, at) in [
+            ("sha256:old", r#"{"facts":"old"}"#, "deny", 1),
+            ("sha256:policy", r#"{"facts":"new"}"#, "allow", 2),
+        ] {
+            sqlx::query(
+                "INSERT INTO results (manifest_digest, policy_digest, verdict_json, report_json, \
+                 decision, repository, created_at, updated_at) \
+                 VALUES ('sha256:m', $1, '{}', $2, $3, 'reg/app', $4, $4)",
+            )
+            .bind(policy)
+            .bind(report)
+            .bind(decision)
+            .bind(at)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO jobs (image_ref, digest, source, policy_digest, status, attempts, \
+             not_before, created_at, updated_at) \
+             VALUES ('reg/app:1', 'sha256:q', 'api', 'sha256:policy', 'queued', 0, 0, 0, 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let store = Store::open(&url).await.unwrap();
+    let report = store
+        .report("sha256:m", &Visibility::public())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.report_json, r#"{"facts":"new"}"#);
+    assert_eq!(report.scopes, [Scope::Public]);
+    let v = store.verdict_of("sha256:m", POLICY).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            v.decision.as_str(),
+            v.key.reference.as_str(),
+            v.key.mode.as_str()
+        ),
+        ("allow", "reg/app", "webhook")
+    );
+    let old = store
+        .verdict_of("sha256:m", "sha256:old")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.decision, "deny");
+    let job = store
+        .claim("w", LEASE, MAX_ATTEMPTS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (job.spec.scope, job.spec.pull_secrets.len()),
+        (Scope::Public, 0)
     );
 }
