@@ -30,11 +30,46 @@ fn write_cert(dir: &Path) -> String {
     pem
 }
 
-/// POSTs `body` to `https://addr/admission{query}`, trusting only `ca_pem`. Returns status and
-/// body.
+/// A client certificate (PEM), as the API server presents to webhooks when its
+/// AdmissionConfiguration names one.
+#[derive(Clone)]
+pub(crate) struct ClientIdentity {
+    cert: String,
+    key: String,
+}
+
+/// A CA written as `apiserver-ca.crt` under `dir`, and one client certificate it signed for
+/// each of `names` (DNS subject alternative names).
+fn write_client_pki(dir: &Path, names: &[&str]) -> Vec<ClientIdentity> {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "test API server client CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("apiserver-ca.crt"), ca_cert.pem()).unwrap();
+    let issuer = rcgen::Issuer::new(ca, &ca_key);
+    names
+        .iter()
+        .map(|name| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            ClientIdentity {
+                cert: cert.pem(),
+                key: key.serialize_pem(),
+            }
+        })
+        .collect()
+}
+
+/// POSTs `body` to `https://addr/admission{query}`, trusting only `ca_pem`, presenting
+/// `client` when given. Returns status and body.
 fn https_post(
     addr: SocketAddr,
     ca_pem: &str,
+    client: Option<&ClientIdentity>,
     path: &str,
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
@@ -47,8 +82,18 @@ fn https_post(
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let config = match client {
+        None => config.with_no_client_auth(),
+        Some(id) => config
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(id.cert.as_bytes())
+                    .map(Result::unwrap)
+                    .collect(),
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(id.key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
     let name = ServerName::IpAddress(addr.ip().into());
     let conn =
         rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
@@ -86,6 +131,9 @@ fn https_post(
 struct Cluster {
     serve: Serve,
     ca: String,
+    /// What this client presents: the API server's certificate, unless a test plays someone
+    /// else.
+    client: Option<ClientIdentity>,
 }
 
 impl Cluster {
@@ -106,28 +154,46 @@ impl Cluster {
     }
 
     fn post(&self, path: &str, body: &[u8]) -> (u16, String) {
-        https_post(self.serve.admission.unwrap(), &self.ca, path, body)
-            .unwrap_or_else(|e| panic!("HTTPS POST {path}: {e}\n{}", self.serve.log()))
+        https_post(
+            self.serve.admission.unwrap(),
+            &self.ca,
+            self.client.as_ref(),
+            path,
+            body,
+        )
+        .unwrap_or_else(|e| panic!("HTTPS POST {path}: {e}\n{}", self.serve.log()))
     }
 }
 
+/// `gantry serve` with the admission listener, which takes reviews from the API server only
+/// (its client certificate verified against a test CA).
 fn start(home: &Path, config: &str) -> Cluster {
+    start_with(home, ServeSetup::new(home).config(config))
+}
+
+fn start_with(home: &Path, setup: ServeSetup<'_>) -> Cluster {
     let ca = write_cert(home);
-    let serve = ServeSetup::new(home)
-        .config(config)
+    let client = write_client_pki(home, &["kube-apiserver"]).remove(0);
+    let serve = setup
         .arg("--admission-listen")
         .arg("127.0.0.1:0")
         .arg("--tls-cert")
         .arg(&home.join("tls.crt").display().to_string())
         .arg("--tls-key")
         .arg(&home.join("tls.key").display().to_string())
+        .arg("--admission-client-ca")
+        .arg(&home.join("apiserver-ca.crt").display().to_string())
         .start();
     assert!(
         serve.admission.is_some(),
         "no admission listener:\n{}",
         serve.log()
     );
-    Cluster { serve, ca }
+    Cluster {
+        serve,
+        ca,
+        client: Some(client),
+    }
 }
 
 fn pod_spec(images: &[&str]) -> Value {
@@ -607,6 +673,7 @@ fn a_rotated_certificate_is_served_without_restart() {
         if https_post(
             cluster.serve.admission.unwrap(),
             &new,
+            cluster.client.as_ref(),
             "/admission",
             body.as_bytes(),
         )
@@ -622,7 +689,14 @@ fn a_rotated_certificate_is_served_without_restart() {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(
-        https_post(cluster.serve.admission.unwrap(), &old, "/admission", b"{}").is_err(),
+        https_post(
+            cluster.serve.admission.unwrap(),
+            &old,
+            cluster.client.as_ref(),
+            "/admission",
+            b"{}"
+        )
+        .is_err(),
         "old certificate still served"
     );
     cluster.ca = new;
@@ -722,8 +796,132 @@ fn image_pull_secrets_open_private_registries() {
         "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config)},
     });
     let api = kube_api(home.path(), "apps", "regcred", secret, "sa-token");
+    let setup = ServeSetup::new(home.path())
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", &api.port().to_string())
+        .env(
+            "GANTRY_KUBE_TOKEN_FILE",
+            &home.path().join("kube-token").display().to_string(),
+        )
+        .env(
+            "GANTRY_KUBE_CA_FILE",
+            &home.path().join("kube-ca.crt").display().to_string(),
+        );
+    let cluster = start_with(home.path(), setup);
+
+    // Without the pull secret: the registry refuses Gantry, and fail-closed denies.
+    let r = cluster.review("10s", &review("nosecret", "Pod", "apps", &[&image]));
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(violations(&r).contains("cannot be judged"), "{r}");
+
+    let mut with = review("secret", "Deployment", "apps", &[&image]);
+    with["request"]["object"]["spec"]["template"]["spec"]["imagePullSecrets"] =
+        json!([{"name": "regcred"}]);
+    let r = cluster.review("10s", &with);
+    assert_eq!(r["allowed"], true, "{r}\n{}", cluster.serve.log());
+    // The credentials are the namespace's: a pod without the secret — in the same namespace
+    // or naming a secret that does not exist — and a pod of another namespace naming the
+    // secret (Gantry may not read it there) are not judged with them, nor shown the verdict
+    // made with them.
+    let mut other = review("other", "Pod", "apps", &[&image]);
+    other["request"]["object"]["spec"]["imagePullSecrets"] = json!([{"name": "nope"}]);
+    let r = cluster.review("10s", &other);
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(violations(&r).contains("cannot be judged"), "{r}");
+    let r = cluster.review("10s", &review("bare", "Pod", "apps", &[&image]));
+    assert_eq!(r["allowed"], false, "{r}");
+    let mut attacker = review("attacker", "Pod", "attacker", &[&image]);
+    attacker["request"]["object"]["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+    let r = cluster.review("10s", &attacker);
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(violations(&r).contains("cannot be judged"), "{r}");
+    // The operator (anonymous on this loopback API) sees the namespace's image; a team's
+    // reader token is tested in tests/serve.rs.
+    let listed = crate::serve::get(
+        cluster.serve.api,
+        &format!("/v1/images?repository={}/private/app", registry.host()),
+    );
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.body.contains("sha256:"), "{}", listed.body);
+}
+
+/// A review from a client other than the API server is refused at the TLS handshake: no
+/// certificate, one another CA signed, or one of the right CA for another name.
+#[test]
+fn only_the_api_server_may_send_reviews() {
+    let registry = RegistryHarness::start().unwrap();
+    good_image("who")
+        .push(&registry, "who/app", Some("v1"), None)
+        .unwrap();
+    let image = format!("{}/who/app:v1", registry.host());
+    let home = tempfile::tempdir().unwrap();
+    let ca = write_cert(home.path());
+    let mut clients = write_client_pki(home.path(), &["kube-apiserver", "some-pod"]);
+    let serve = ServeSetup::new(home.path())
+        .config("[admission]\nclient_names = [\"kube-apiserver\"]\n")
+        .arg("--admission-listen")
+        .arg("127.0.0.1:0")
+        .arg("--tls-cert")
+        .arg(&home.path().join("tls.crt").display().to_string())
+        .arg("--tls-key")
+        .arg(&home.path().join("tls.key").display().to_string())
+        .arg("--admission-client-ca")
+        .arg(&home.path().join("apiserver-ca.crt").display().to_string())
+        .start();
+    let wrong_name = clients.remove(1);
+    let cluster = Cluster {
+        serve,
+        ca,
+        client: Some(clients.remove(0)),
+    };
+    assert_eq!(
+        cluster.review("10s", &review("ok", "Pod", "apps", &[&image]))["allowed"],
+        true
+    );
+    let body = review("forged", "Pod", "apps", &[&image]).to_string();
+    let addr = cluster.serve.admission.unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let stranger = write_client_pki(elsewhere.path(), &["kube-apiserver"]).remove(0);
+    for (who, client) in [
+        ("no certificate", None),
+        ("another CA", Some(&stranger)),
+        ("another name", Some(&wrong_name)),
+    ] {
+        assert!(
+            https_post(addr, &cluster.ca, client, "/admission", body.as_bytes()).is_err(),
+            "{who}: served"
+        );
+    }
+}
+
+/// Where the API server cannot present a certificate, reviews may be taken from anyone — on
+/// purpose — and then a review's pull secrets are never read.
+#[test]
+fn unauthenticated_clients_are_not_trusted_with_pull_secrets() {
+    use base64::Engine as _;
+    let registry =
+        RegistryHarness::start_with(gantry_testkit::Auth::basic("puller", "pull-pass")).unwrap();
+    good_image("untrusted")
+        .push(
+            &registry,
+            "private/app",
+            Some("v1"),
+            Some(("puller", "pull-pass")),
+        )
+        .unwrap();
+    let image = format!("{}/private/app:v1", registry.host());
+    let home = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("puller:pull-pass");
+    let config = json!({"auths": {registry.host(): {"auth": auth}}}).to_string();
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": "regcred", "namespace": "apps"},
+        "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config)},
+    });
+    let api = kube_api(home.path(), "apps", "regcred", secret, "sa-token");
     let ca = write_cert(home.path());
     let serve = ServeSetup::new(home.path())
+        .config("[admission]\nallow_unauthenticated_clients = true\n")
         .arg("--admission-listen")
         .arg("127.0.0.1:0")
         .arg("--tls-cert")
@@ -741,20 +939,106 @@ fn image_pull_secrets_open_private_registries() {
             &home.path().join("kube-ca.crt").display().to_string(),
         )
         .start();
-    let cluster = Cluster { serve, ca };
-
-    // Without the pull secret: the registry refuses Gantry, and fail-closed denies.
-    let r = cluster.review("10s", &review("nosecret", "Pod", "apps", &[&image]));
+    let cluster = Cluster {
+        serve,
+        ca,
+        client: None,
+    };
+    let mut with = review("secret", "Pod", "apps", &[&image]);
+    with["request"]["object"]["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+    let r = cluster.review("10s", &with);
     assert_eq!(r["allowed"], false, "{r}");
     assert!(violations(&r).contains("cannot be judged"), "{r}");
+    assert!(
+        cluster
+            .serve
+            .log()
+            .contains("pods' imagePullSecrets are not read")
+    );
+}
 
-    let mut with = review("secret", "Deployment", "apps", &[&image]);
-    with["request"]["object"]["spec"]["template"]["spec"]["imagePullSecrets"] =
-        json!([{"name": "regcred"}]);
-    let r = cluster.review("10s", &with);
-    assert_eq!(r["allowed"], true, "{r}\n{}", cluster.serve.log());
-    // A secret that does not exist (or may not be read) changes nothing.
-    let mut other = review("other", "Pod", "apps", &[&image]);
-    other["request"]["object"]["spec"]["imagePullSecrets"] = json!([{"name": "nope"}]);
-    assert_eq!(cluster.review("10s", &other)["allowed"], true);
+/// A multi-platform image is judged on every platform a pod may run: one denied platform
+/// denies the pod (naming it), unless the pod's node selection rules that platform out.
+#[test]
+fn every_platform_of_an_index_is_judged() {
+    use crate::serve::{arch, good_builder, root_builder};
+    let registry = RegistryHarness::start().unwrap();
+    let index = gantry_testkit::IndexBuilder::new()
+        .image(
+            good_builder("mp-amd64")
+                .platform(arch("amd64"))
+                .build()
+                .unwrap(),
+        )
+        .image(
+            root_builder("mp-arm64")
+                .platform(arch("arm64"))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    Artifact::Index(index)
+        .push(&registry, "multi/app", Some("v1"), None)
+        .unwrap();
+    let image = format!("{}/multi/app:v1", registry.host());
+    let home = tempfile::tempdir().unwrap();
+    let cluster = start(home.path(), "");
+
+    // Anywhere: the arm64 image runs as root, so the pod is denied, and the message says where.
+    let r = cluster.review("10s", &review("any", "Pod", "apps", &[&image]));
+    assert_eq!(r["allowed"], false, "{r}");
+    let message = violations(&r);
+    assert!(
+        message.contains("linux/arm64") && message.contains("root-user"),
+        "{message}"
+    );
+    assert!(!message.contains("linux/amd64"), "{message}");
+    let images = r["auditAnnotations"]["images"].as_str().unwrap_or("");
+    assert!(
+        images.contains("[linux/amd64]=allow") && images.contains("[linux/arm64]=deny"),
+        "{images}"
+    );
+
+    // Pinned to amd64 nodes: only the amd64 image counts.
+    let mut amd64 = review("amd64", "Pod", "apps", &[&image]);
+    amd64["request"]["object"]["spec"]["nodeSelector"] = json!({"kubernetes.io/arch": "amd64"});
+    assert_eq!(cluster.review("10s", &amd64)["allowed"], true);
+    let mut arm64 = review("arm64", "Deployment", "apps", &[&image]);
+    arm64["request"]["object"]["spec"]["template"]["spec"]["nodeSelector"] =
+        json!({"kubernetes.io/arch": "arm64"});
+    assert_eq!(cluster.review("10s", &arm64)["allowed"], false);
+
+    // The configured platforms narrow what is judged (a cluster of amd64 nodes only).
+    let home = tempfile::tempdir().unwrap();
+    let narrow = start(home.path(), "[admission]\nplatforms = [\"linux/amd64\"]\n");
+    assert_eq!(
+        narrow.review("10s", &review("narrow", "Pod", "apps", &[&image]))["allowed"],
+        true
+    );
+}
+
+/// `?timeout=` is clamped to the 30 s an API server may send: a huge value neither panics
+/// (it overflowed a time addition) nor holds the request open.
+#[test]
+fn hostile_timeouts_are_answered_in_time() {
+    let registry = RegistryHarness::start().unwrap();
+    good_image("slow-t")
+        .push(&registry, "slow/t", Some("v1"), None)
+        .unwrap();
+    let proxy = HoldingProxy::start(registry.addr(), true).unwrap();
+    let image = format!("{}/slow/t:v1", proxy.host());
+    let home = tempfile::tempdir().unwrap();
+    let cluster = start(home.path(), "[admission]\nsafety_margin = \"1s\"\n");
+    for (i, timeout) in ["18446744073709551615s", "100000h"].iter().enumerate() {
+        let started = Instant::now();
+        let r = cluster.review(timeout, &review(&format!("t{i}"), "Pod", "apps", &[&image]));
+        assert_eq!(r["allowed"], false, "{r}");
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{timeout}: {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(!cluster.serve.log().contains("panicked"));
 }

@@ -135,7 +135,10 @@ fn build_and_apply(dir: &Path) -> Objects {
             "ClusterRoleBinding",
             "ValidatingWebhookConfiguration",
         ];
-        if !cluster_scoped.contains(&kind) {
+        // The component that lets Gantry read pull secrets grants it in the namespaces listed.
+        let granted_elsewhere = ["Role", "RoleBinding"].contains(&kind)
+            && o["metadata"]["name"] == "gantry-read-pull-secrets";
+        if !cluster_scoped.contains(&kind) && !granted_elsewhere {
             assert_eq!(
                 o["metadata"]["namespace"], "gantry-system",
                 "{kind} {:?}",
@@ -181,6 +184,12 @@ const RESOURCES: &[(&str, &str, &str, bool)] = &[
         false,
     ),
     ("rbac.authorization.k8s.io/v1", "roles", "Role", true),
+    (
+        "networking.k8s.io/v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+    ),
     (
         "rbac.authorization.k8s.io/v1",
         "rolebindings",
@@ -548,33 +557,35 @@ fn assert_common(o: &Objects) {
     assert_eq!(port("http")["port"], 8080);
     assert_eq!(port("admin")["port"], 9090);
 
-    // RBAC: get on Secrets, bound to Gantry's service account.
-    let binding = o
-        .of_kind("ClusterRoleBinding")
-        .into_iter()
-        .find(|b| {
-            seq(&b["subjects"]).iter().any(|s| {
-                s["kind"] == "ServiceAccount"
-                    && s["name"] == "gantry"
-                    && s["namespace"] == "gantry-system"
-            })
-        })
-        .expect("a ClusterRoleBinding for the gantry service account");
-    let role = o.get("ClusterRole", s(&binding["roleRef"]["name"]));
+    // No RBAC over Secrets in the base: without a verified API server, pull secrets are not
+    // read (../apiserver-client-auth grants them per namespace).
     assert!(
-        seq(&role["rules"])
-            .iter()
-            .any(|r| strings(&r["resources"]).contains(&"secrets")
-                && strings(&r["verbs"]).contains(&"get")
-                && strings(&r["apiGroups"]).contains(&"")),
-        "ClusterRole grants get on secrets: {role:?}"
+        o.of_kind("ClusterRoleBinding").is_empty() && o.of_kind("ClusterRole").is_empty(),
+        "no cluster-wide roles"
     );
-    assert!(
-        seq(&role["rules"]).iter().all(
-            |r| !strings(&r["verbs"]).contains(&"*") && !strings(&r["verbs"]).contains(&"list")
-        ),
-        "no more than get"
+    // The API token comes from a Secret, and a NetworkPolicy covers the pods.
+    let token = env
+        .iter()
+        .find(|e| e["name"] == "GANTRY_AUTH_TOKEN")
+        .expect("GANTRY_AUTH_TOKEN");
+    assert_eq!(token["valueFrom"]["secretKeyRef"]["name"], "gantry-auth");
+    let policy = o.get("NetworkPolicy", "gantry");
+    assert_labels_select(
+        &policy["spec"]["podSelector"]["matchLabels"],
+        labels,
+        "NetworkPolicy",
     );
+    let ports: Vec<&str> = seq(&policy["spec"]["ingress"])
+        .iter()
+        .flat_map(|rule| seq(&rule["ports"]).iter().map(|p| s(&p["port"])))
+        .collect();
+    assert_eq!(ports, ["admission", "http", "admin"]);
+    for rule in seq(&policy["spec"]["ingress"]).iter().skip(1) {
+        assert!(
+            !seq(&rule["from"]).is_empty(),
+            "8080 and 9090 are not open to all: {rule}"
+        );
+    }
 
     assert_webhook(o);
 }
@@ -820,6 +831,50 @@ fn single_replica_component_is_one_sqlite_pod_on_a_volume() {
     }
 }
 
+/// The component for API servers that present a client certificate: Gantry verifies it (the
+/// CA from a Secret, overriding the base's opt-out) and reads pull secrets only in the
+/// namespaces granted, with `get` and nothing more.
+#[test]
+fn apiserver_client_auth_component_verifies_clients_and_grants_per_namespace() {
+    let tmp = copy_deploy_tree();
+    gantry_cert(tmp.path());
+    let dir = tmp.path().join("kubernetes/gantry-cert");
+    let file = dir.join("kustomization.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!("{text}components:\n  - ../apiserver-client-auth\n"),
+    )
+    .unwrap();
+    let o = build_and_apply(&dir);
+    assert_common(&o);
+    let c = o.container();
+    let ca = seq(&c["env"])
+        .iter()
+        .find(|e| e["name"] == "GANTRY_ADMISSION_CLIENT_CA")
+        .expect("GANTRY_ADMISSION_CLIENT_CA");
+    let path = s(&ca["value"]);
+    let mount = seq(&c["volumeMounts"])
+        .iter()
+        .find(|m| path.starts_with(s(&m["mountPath"])))
+        .expect("the CA file is mounted");
+    let volume = seq(&o.deployment()["spec"]["template"]["spec"]["volumes"])
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert_eq!(volume["secret"]["secretName"], "gantry-apiserver-client-ca");
+    let role = o.get("Role", "gantry-read-pull-secrets");
+    assert_ne!(role["metadata"]["namespace"], "gantry-system");
+    let rules = seq(&role["rules"]);
+    assert_eq!(rules.len(), 1);
+    assert_eq!(strings(&rules[0]["resources"]), ["secrets"]);
+    assert_eq!(strings(&rules[0]["verbs"]), ["get"]);
+    let binding = o.get("RoleBinding", "gantry-read-pull-secrets");
+    assert_eq!(binding["roleRef"]["name"], "gantry-read-pull-secrets");
+    assert_eq!(binding["subjects"][0]["name"], "gantry");
+    assert_eq!(binding["subjects"][0]["namespace"], "gantry-system");
+}
+
 /// The ConfigMap's gantry.toml is valid TOML with the admission settings the manifests depend
 /// on. (Whether gantry serve accepts every key is for a test that loads it with the server's
 /// own config parser.)
@@ -972,6 +1027,7 @@ fn shipped_config_serves_admission_with_the_gantry_cert_certificate() {
         .arg("--tls-key")
         .arg(certs.join("tls.key").to_str().unwrap())
         .env("POD_NAMESPACE", "gantry-system")
+        .env("GANTRY_AUTH_TOKEN", "the-token-of-the-gantry-auth-secret")
         .start();
     let addr = serve.admission.expect("the admission listener runs");
     let ca = std::fs::read(certs.join("ca.crt")).unwrap();

@@ -57,6 +57,10 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle that signed the API server's webhook client certificate: only clients
+    /// presenting a certificate it signed may send admission reviews.
+    #[arg(long, value_name = "FILE", env = "GANTRY_ADMISSION_CLIENT_CA")]
+    pub admission_client_ca: Option<PathBuf>,
 }
 
 /// Applies flags and environment over the file (or the defaults).
@@ -88,6 +92,12 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     }
     if let Some(v) = &args.tls_key {
         config.admission.tls_key = Some(v.clone());
+    }
+    if let Some(v) = &args.admission_client_ca {
+        // Stronger than the file: naming the CA means verifying clients, whatever the file's
+        // opt-out says.
+        config.admission.client_ca = Some(v.clone());
+        config.admission.allow_unauthenticated_clients = false;
     }
     Ok(config)
 }

@@ -1,6 +1,8 @@
 //! The admin port: `/healthz` (the process answers), `/readyz` (it can take work: the store
 //! answers and it is not shutting down), `/metrics` (Prometheus text). On its own listener so
-//! it can be kept off the network the registries reach.
+//! it can be kept off the network the registries reach. The probes are open (they say nothing
+//! about images); `/metrics` takes `[admin.auth]` (default `[auth]`), as Prometheus scrapes
+//! with a bearer token.
 
 use std::sync::Arc;
 
@@ -14,11 +16,27 @@ use crate::app::App;
 
 /// The admin router.
 pub fn router(app: Arc<App>) -> Router {
+    let metrics = Router::new().route("/metrics", get(metrics)).route_layer(
+        axum::middleware::from_fn_with_state(Arc::clone(&app), authenticate),
+    );
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .merge(metrics)
         .with_state(app)
+}
+
+async fn authenticate(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let auth = &app.settings.admin_auth;
+    let headers = crate::intake::Headers::new(request.headers(), request.uri().query());
+    match auth.verify(&headers, &[]) {
+        Ok(()) => next.run(request).await,
+        Err(e) => crate::app::ApiError::unauthorized(&e, auth).into_response(),
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -1,52 +1,74 @@
 //! The read side (`/v1/images/…`, `/v1/jobs/{id}`) and `POST /v1/scan`. Documented in
 //! docs/api/openapi.yaml.
+//!
+//! Every route sits behind [`authenticate`], which establishes the [`Caller`]: the operator
+//! credential sees every image; a reader token sees public images and those pulled for its
+//! namespaces; an image another caller may not see is answered like one never scanned.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::body::Body;
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use gantry_model::{Digest, ImageRef, Platform};
-use gantry_registry::RegistryError;
-use gantry_store::{JobView, StoredVerdict};
+use gantry_store::{ImageCursor, JobView, StoredVerdict, Visibility};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
-use crate::app::{ApiError, App};
-use crate::lookup::{self, Lookup, LookupError};
+use crate::app::{ApiError, App, Caller, read_body};
+use crate::judge::{Mode, Pull};
+use crate::listener::Peer;
+use crate::lookup::{self, Lookup, LookupError, Platforms};
 
 /// Largest `POST /v1/scan` body: one reference and two numbers.
 pub const MAX_SCAN_BODY_BYTES: usize = 16 * 1024;
+/// Most images per page of `GET /v1/images`, and the default.
+const MAX_PAGE: u32 = 500;
+const DEFAULT_PAGE: u32 = 100;
 
 type ApiResult = Result<Response, ApiError>;
 
-/// Middleware of every `/v1/…` route: the configured `[api.auth]` (none by default).
+/// Middleware of every `/v1/…` route: who is calling. Anonymous only where the configuration
+/// allows it (a loopback listener without `[api.auth]` / `[auth]`).
 pub async fn authenticate(
     State(app): State<Arc<App>>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    use crate::webhook::auth::WebhookAuth;
     let auth = &app.settings.api_auth;
-    if matches!(auth, WebhookAuth::None) {
-        return next.run(request).await;
-    }
-    match auth.verify(&crate::intake::Headers(request.headers()), &[]) {
-        Ok(()) => next.run(request).await,
-        Err(e) => {
-            let mut response =
-                ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()).into_response();
-            if matches!(auth, WebhookAuth::Bearer { .. }) {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            response
+    let headers = crate::intake::Headers::new(request.headers(), request.uri().query());
+    let caller = if auth.operator.is_anonymous() {
+        Ok(Caller::Operator)
+    } else {
+        match auth.operator.verify(&headers, &[]) {
+            Ok(()) => Ok(Caller::Operator),
+            Err(e) => auth
+                .readers
+                .iter()
+                .find(|r| {
+                    crate::webhook::auth::WebhookAuth::Bearer {
+                        token: r.token.clone(),
+                    }
+                    .verify(&headers, &[])
+                    .is_ok()
+                })
+                .map(|r| Caller::Reader {
+                    namespaces: r.namespaces.clone(),
+                })
+                .ok_or(e),
         }
+    };
+    match caller {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(e) => ApiError::unauthorized(&e, &auth.operator).into_response(),
     }
 }
 
@@ -59,26 +81,77 @@ fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
         .map_err(|e| ApiError::bad_request("invalid-digest", format!("{raw:?}: {e}")))
 }
 
+/// Which verdict of an image: under which bundle (default: the current one), for which
+/// reference and mode (default: the newest).
 #[derive(Debug, Deserialize)]
-pub struct PolicyQuery {
+#[serde(deny_unknown_fields)]
+pub struct VerdictQuery {
     policy: Option<String>,
+    reference: Option<String>,
+    mode: Option<String>,
 }
 
-async fn stored(app: &App, digest: &str, policy: Option<&str>) -> Result<StoredVerdict, ApiError> {
-    let digest = parse_digest(digest)?.to_string();
-    let policy = match policy {
+async fn stored(
+    app: &App,
+    digest: &str,
+    q: &VerdictQuery,
+    visibility: &Visibility,
+) -> Result<StoredVerdict, ApiError> {
+    let digest = parse_digest(digest)?;
+    let policy = match &q.policy {
         Some(p) => parse_digest(p)?.to_string(),
         None => app.policy_digest().to_string(),
     };
+    let reference = match &q.reference {
+        Some(r) => {
+            let parsed: ImageRef = r
+                .parse()
+                .map_err(|e| ApiError::bad_request("invalid-reference", format!("{r:?}: {e}")))?;
+            Some(crate::judge::verdict_reference(&parsed))
+        }
+        None => None,
+    };
+    let mode = match q.mode.as_deref() {
+        None => None,
+        Some(m @ ("webhook" | "api" | "admission")) => Some(m),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid-mode",
+                format!("{other:?} is not webhook, api or admission"),
+            ));
+        }
+    };
+    let not_found = || {
+        ApiError::not_found(format!(
+            "no verdict for {digest} under policy bundle {policy}"
+        ))
+    };
+    // A named verdict under the current bundle is computed from the facts when missing.
+    if policy == app.policy_digest()
+        && let (Some(reference), Some(mode)) = (&reference, mode)
+    {
+        let key = gantry_store::VerdictKey {
+            manifest_digest: digest.to_string(),
+            policy_digest: policy.clone(),
+            reference: reference.clone(),
+            mode: mode.to_string(),
+        };
+        return lookup::known_verdict(app, &key, visibility)
+            .await
+            .map_err(|e| lookup_error(&digest.to_string(), e))?
+            .ok_or_else(not_found);
+    }
     app.store
-        .verdict(&digest, &policy)
+        .find_verdict(
+            &digest.to_string(),
+            &policy,
+            reference.as_deref(),
+            mode,
+            visibility,
+        )
         .await
         .map_err(|e| ApiError::store(&e))?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no verdict for {digest} under policy bundle {policy}"
-            ))
-        })
+        .ok_or_else(not_found)
 }
 
 fn verdict_body(v: &StoredVerdict) -> Result<Value, ApiError> {
@@ -86,16 +159,22 @@ fn verdict_body(v: &StoredVerdict) -> Result<Value, ApiError> {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "corrupt-result",
-            format!("stored verdict of {} is unreadable: {e}", v.manifest_digest),
+            format!(
+                "stored verdict of {} is unreadable: {e}",
+                v.key.manifest_digest
+            ),
         )
     })?;
     Ok(json!({
-        "manifest_digest": v.manifest_digest,
-        "policy_digest": v.policy_digest,
+        "manifest_digest": v.key.manifest_digest,
+        "policy_digest": v.key.policy_digest,
+        "reference": v.key.reference,
+        "mode": v.key.mode,
         "decision": v.decision,
         "repository": v.repository,
         "tags": v.tags,
         "updated_at": rfc3339_ms(v.updated_at_ms),
+        "valid_until": v.valid_until_ms.map(rfc3339_ms),
         "verdict": verdict,
     }))
 }
@@ -103,30 +182,71 @@ fn verdict_body(v: &StoredVerdict) -> Result<Value, ApiError> {
 /// `GET /v1/images/{digest}/verdict`.
 pub async fn verdict(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Path(digest): Path<String>,
-    Query(q): Query<PolicyQuery>,
+    Query(q): Query<VerdictQuery>,
 ) -> ApiResult {
-    let v = stored(&app, &digest, q.policy.as_deref()).await?;
+    let v = stored(&app, &digest, &q, &caller.visibility()).await?;
     Ok(Json(verdict_body(&v)?).into_response())
 }
 
-/// `GET /v1/images/{digest}/report`: the report exactly as stored (what `gantry scan
-/// --format json` prints).
+/// `GET /v1/images/{digest}/report`: what `gantry scan --format json` prints — the facts, the
+/// context of the verdict, its findings and the verdict.
 pub async fn report(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Path(digest): Path<String>,
-    Query(q): Query<PolicyQuery>,
+    Query(q): Query<VerdictQuery>,
 ) -> ApiResult {
-    let v = stored(&app, &digest, q.policy.as_deref()).await?;
-    Ok(json_text(v.report_json, "application/json"))
+    let visibility = caller.visibility();
+    let v = stored(&app, &digest, &q, &visibility).await?;
+    let facts = app
+        .store
+        .report(&v.key.manifest_digest, &visibility)
+        .await
+        .map_err(|e| ApiError::store(&e))?
+        .ok_or_else(|| ApiError::not_found(format!("no report for {digest}")))?;
+    let corrupt = |e: serde_json::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "corrupt-result",
+            format!("stored report of {digest} is unreadable: {e}"),
+        )
+    };
+    let mut report: Value = serde_json::from_str(&facts.report_json).map_err(corrupt)?;
+    let verdict: Value = serde_json::from_str(&v.verdict_json).map_err(corrupt)?;
+    let findings: Vec<Value> = ["violations", "warnings"]
+        .iter()
+        .filter_map(|k| verdict.get(*k).and_then(Value::as_array))
+        .flatten()
+        .cloned()
+        .collect();
+    if let Some(object) = report.as_object_mut() {
+        let named = format!("{}@{}", v.key.reference, v.key.manifest_digest);
+        if let Some(image) = object.get_mut("image").and_then(Value::as_object_mut) {
+            image.insert("reference".to_string(), json!(named));
+            image.insert("source".to_string(), json!(named));
+        }
+        object.insert(
+            "context".to_string(),
+            json!({"now": rfc3339_ms(v.updated_at_ms), "mode": v.key.mode}),
+        );
+        object.insert("findings".to_string(), json!(findings));
+        object.insert("verdict".to_string(), verdict);
+    }
+    Ok(Json(report).into_response())
 }
 
 /// `GET /v1/images/{digest}/sbom`.
-pub async fn sbom(State(app): State<Arc<App>>, Path(digest): Path<String>) -> ApiResult {
+pub async fn sbom(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(digest): Path<String>,
+) -> ApiResult {
     let digest = parse_digest(&digest)?.to_string();
     let sbom = app
         .store
-        .sbom(&digest)
+        .sbom(&digest, &caller.visibility())
         .await
         .map_err(|e| ApiError::store(&e))?
         .ok_or_else(|| ApiError::not_found(format!("no SBOM for {digest}")))?;
@@ -145,36 +265,91 @@ fn json_text(body: String, content_type: &'static str) -> Response {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImagesQuery {
     repository: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
 }
 
-/// `GET /v1/images?repository=registry/repo`.
-pub async fn images(State(app): State<Arc<App>>, Query(q): Query<ImagesQuery>) -> ApiResult {
+/// The opaque cursor of `GET /v1/images`: where the next page starts.
+fn encode_cursor(c: &ImageCursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{}|{}", c.updated_at_ms, c.manifest_digest))
+}
+
+fn decode_cursor(text: &str) -> Option<ImageCursor> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (at, digest) = raw.split_once('|')?;
+    Some(ImageCursor {
+        updated_at_ms: at.parse().ok()?,
+        manifest_digest: digest.parse::<Digest>().ok()?.to_string(),
+    })
+}
+
+/// `GET /v1/images?repository=registry/repo[&limit=N][&cursor=…]`: newest first, a page at a
+/// time.
+pub async fn images(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ImagesQuery>,
+) -> ApiResult {
     let Some(repository) = q.repository.filter(|r| !r.trim().is_empty()) else {
         return Err(ApiError::bad_request(
             "missing-repository",
             "give ?repository=registry/repository (e.g. registry.example.com/team/app)",
         ));
     };
-    let rows = app
+    let limit = match q.limit {
+        None => DEFAULT_PAGE,
+        Some(n) if (1..=MAX_PAGE).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid-limit",
+                format!("limit must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+    };
+    let cursor = match &q.cursor {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+            ApiError::bad_request("invalid-cursor", "cursor is not one this API gave out")
+        })?),
+    };
+    let page = app
         .store
-        .images(&repository)
+        .images(
+            &repository,
+            app.policy_digest(),
+            &caller.visibility(),
+            cursor.as_ref(),
+            limit,
+        )
         .await
         .map_err(|e| ApiError::store(&e))?;
-    let images: Vec<Value> = rows
+    let images: Vec<Value> = page
+        .images
         .iter()
         .map(|i| {
             json!({
                 "manifest_digest": i.manifest_digest,
                 "policy_digest": i.policy_digest,
+                "reference": i.reference,
                 "decision": i.decision,
                 "tags": i.tags,
                 "updated_at": rfc3339_ms(i.updated_at_ms),
             })
         })
         .collect();
-    Ok(Json(json!({"repository": repository, "images": images})).into_response())
+    Ok(Json(json!({
+        "repository": repository,
+        "images": images,
+        "next_cursor": page.next.as_ref().map(encode_cursor),
+    }))
+    .into_response())
 }
 
 fn job_body(j: &JobView) -> Value {
@@ -194,24 +369,30 @@ fn job_body(j: &JobView) -> Value {
 }
 
 /// `GET /v1/jobs/{id}`.
-pub async fn job(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult {
+pub async fn job(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request("invalid-job-id", format!("{id:?} is not a job id")))?;
+    let visibility = caller.visibility();
     let job = app
         .store
         .job(id)
         .await
         .map_err(|e| ApiError::store(&e))?
+        .filter(|j| visibility.sees_scope(&j.spec.scope))
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     let mut body = job_body(&job);
-    // A done job without a verdict of its own was an index: its platform images have jobs
+    // A done job without a report of its own was an index: its platform images have jobs
     // (and verdicts) of their own, so there is no URL to point at.
     if job.status == gantry_store::JobStatus::Done
         && let Some(digest) = &job.spec.digest
         && app
             .store
-            .verdict(digest, &job.spec.policy_digest)
+            .report(digest, &visibility)
             .await
             .map_err(|e| ApiError::store(&e))?
             .is_none()
@@ -234,7 +415,14 @@ struct ScanRequest {
 /// `POST /v1/scan`: the verdict of a reference within a budget. The scan runs as a job (so a
 /// digest already being scanned is not scanned twice, and a scan that outlives the budget
 /// goes on); the request waits for it until the budget runs out.
-pub async fn scan(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub async fn scan(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    app.rate.check(peer.as_ref().map(|p| &p.0))?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -250,6 +438,9 @@ pub async fn scan(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
             "send the request as application/json",
         ));
     }
+    let body = read_body(body, MAX_SCAN_BODY_BYTES, app.settings.http.body_timeout)
+        .await
+        .map_err(|e| e.answer(MAX_SCAN_BODY_BYTES))?;
     let req: ScanRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid-json", e.to_string()))?;
     let budget = match req.budget_seconds {
@@ -283,9 +474,38 @@ pub async fn scan(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
         .image
         .parse()
         .map_err(|e| ApiError::bad_request("invalid-reference", format!("{:?}: {e}", req.image)))?;
+    crate::intake::check_queue(&app).await?;
     let deadline = Instant::now() + budget;
+    let visibility = caller.visibility();
+    let text = reference.to_string();
 
-    let started = lookup::lookup(&app, &reference, &platform, Duration::ZERO, "api");
+    let started = async {
+        let digests = lookup::resolve(
+            &app,
+            &reference,
+            Platforms::One(&platform),
+            &Pull::Public,
+            Duration::ZERO,
+        )
+        .await?;
+        let (_, digest) = digests
+            .into_iter()
+            .next()
+            .ok_or_else(|| LookupError::NoPlatform {
+                reference: text.clone(),
+                wanted: platform.to_string(),
+            })?;
+        let found = lookup::lookup(
+            &app,
+            &reference,
+            &digest,
+            Mode::Api,
+            &Pull::Public,
+            &visibility,
+        )
+        .await?;
+        Ok::<_, LookupError>((digest, found))
+    };
     let Ok(started) = timeout_at(deadline, started).await else {
         return Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
@@ -296,13 +516,15 @@ pub async fn scan(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
             ),
         ));
     };
-    let (digest, job_id) = match started.map_err(|e| lookup_error(&reference, e))? {
+    let (digest, found) = started.map_err(|e| lookup_error(&text, e))?;
+    let job_id = match found {
         Lookup::Known(v) => return answer(&v, None, true),
-        Lookup::Pending { digest, job_id } => (digest, job_id),
+        Lookup::Pending { job_id } => job_id,
     };
-    match timeout_at(deadline, lookup::wait(&app, job_id, &digest)).await {
+    let key = crate::judge::verdict_key(&app, &reference, &digest, Mode::Api);
+    match timeout_at(deadline, lookup::wait(&app, job_id, &key, &visibility)).await {
         Ok(result) => {
-            let v = result.map_err(|e| lookup_error(&reference, e))?;
+            let v = result.map_err(|e| lookup_error(&text, e))?;
             answer(&v, Some(job_id), false)
         }
         Err(_) => {
@@ -314,7 +536,7 @@ pub async fn scan(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
                 StatusCode::ACCEPTED,
                 Json(json!({
                     "job_id": job_id,
-                    "manifest_digest": digest,
+                    "manifest_digest": digest.to_string(),
                     "status": status,
                     "error": {
                         "code": "budget-exceeded",
@@ -331,27 +553,36 @@ pub async fn scan(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-fn registry_error(reference: &ImageRef, e: &RegistryError) -> ApiError {
-    let status = match e {
-        RegistryError::NotFound { .. } | RegistryError::NoMatchingPlatform { .. } => {
-            StatusCode::NOT_FOUND
-        }
-        _ => StatusCode::BAD_GATEWAY,
+fn lookup_error(reference: &str, e: LookupError) -> ApiError {
+    use gantry_registry::RegistryError;
+    let registry = |r: &RegistryError| {
+        let status = match r {
+            RegistryError::NotFound { .. } | RegistryError::NoMatchingPlatform { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(
+            status,
+            r.code(),
+            format!("{reference}: {}", crate::error_chain(r)),
+        )
     };
-    ApiError::new(status, e.code(), format!("{reference}: {e}"))
-}
-
-fn lookup_error(reference: &ImageRef, e: LookupError) -> ApiError {
     match e {
-        LookupError::Registry(r) => registry_error(reference, &r),
+        LookupError::Registry(r) | LookupError::Job(crate::judge::JobError::Registry(r)) => {
+            registry(&r)
+        }
         LookupError::Store(s) => ApiError::store(&s),
         LookupError::Failed(message) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "scan-failed", message)
         }
-        e @ LookupError::Missing { .. } => ApiError::new(
+        e @ LookupError::NoPlatform { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "no-matching-platform", e.to_string())
+        }
+        e @ (LookupError::Missing { .. } | LookupError::Job(_)) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "missing-result",
-            e.to_string(),
+            "internal-error",
+            crate::error_chain(&e),
         ),
     }
 }

@@ -1,19 +1,24 @@
-//! The state every handler and worker shares, and the JSON error envelope of every endpoint.
+//! The state every handler and worker shares, who is calling ([`Caller`]), the per-caller
+//! rate limits, and the JSON error envelope of every endpoint.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gantry_gate::Gate;
 use gantry_policy::Policy;
 use gantry_store::Store;
+use gantry_store::Visibility;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
-use crate::config::Settings;
+use crate::config::{IntakeLimits, Settings};
 use crate::metrics::Metrics;
+use crate::webhook::auth::{AuthError, WebhookAuth};
 
 /// Shared by the HTTP handlers, the workers, the notifier and the re-evaluator.
 #[derive(Debug)]
@@ -32,8 +37,11 @@ pub struct App {
     pub resolutions: crate::lookup::Resolutions,
     /// Verdicts by (digest, policy bundle), in front of the store.
     pub verdicts: crate::lookup::Verdicts,
-    /// Registry credentials from pods' imagePullSecrets (admission).
+    /// Pods' imagePullSecrets, read from the Kubernetes API (admission, and the workers that
+    /// pull for a namespace).
     pub pull_secrets: crate::admission::pull_secrets::PullSecrets,
+    /// Requests per caller (webhooks, `POST /v1/scan`).
+    pub rate: RateLimits,
     /// Set on SIGTERM: intake answers 503 so the registry retries elsewhere or later.
     draining: AtomicBool,
     /// The same, for tasks that wait on it (running scans start their grace period).
@@ -49,6 +57,7 @@ impl App {
         pull_secrets: crate::admission::pull_secrets::PullSecrets,
     ) -> Arc<App> {
         Arc::new(App {
+            rate: RateLimits::new(settings.intake),
             settings,
             store,
             gate,
@@ -94,12 +103,84 @@ impl App {
     }
 }
 
+/// Who is calling, as the edge established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Sees every image: the configured operator credential, or anyone on a loopback
+    /// listener without one.
+    Operator,
+    /// A team's reader token: public images and those pulled for its namespaces.
+    Reader { namespaces: Vec<String> },
+}
+
+impl Caller {
+    /// What the caller may see of stored results.
+    pub fn visibility(&self) -> Visibility {
+        match self {
+            Caller::Operator => Visibility::everything(),
+            Caller::Reader { namespaces } => Visibility::namespaces(namespaces.iter().cloned()),
+        }
+    }
+}
+
+type KeyedLimiter = governor::RateLimiter<
+    IpAddr,
+    governor::state::keyed::DefaultKeyedStateStore<IpAddr>,
+    governor::clock::DefaultClock,
+>;
+
+/// Requests per caller address. An address, not a credential: every registry may share the
+/// one `[auth]` token, and one flooding sender must not starve the others.
+#[derive(Debug)]
+pub struct RateLimits {
+    limiter: KeyedLimiter,
+}
+
+impl RateLimits {
+    fn new(limits: IntakeLimits) -> RateLimits {
+        let quota = governor::Quota::per_second(limits.rate_per_second).allow_burst(limits.burst);
+        RateLimits {
+            limiter: governor::RateLimiter::keyed(quota),
+        }
+    }
+
+    /// Ok, or the error to answer (429 with `Retry-After`).
+    pub fn check(&self, peer: Option<&crate::listener::Peer>) -> Result<(), ApiError> {
+        // Requests that did not come through a listener (tests calling the router) are not
+        // limited.
+        let Some(peer) = peer else { return Ok(()) };
+        self.limiter
+            .check_key(&peer.addr.ip())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    "too many requests from this address; retry later",
+                )
+                .retry_after(wait.max(Duration::from_secs(1)))
+            })
+    }
+
+    /// Forgets callers that have been quiet (bounds the limiter's memory).
+    pub fn forget_quiet(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
 /// An error answer: `{"error": {"code": "…", "message": "…"}}` with a status.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// `Retry-After`, for 429 and 503.
+    pub retry_after: Option<Duration>,
+    /// `WWW-Authenticate: Bearer`, for a 401 of a bearer-token endpoint.
+    pub bearer_challenge: bool,
 }
 
 impl ApiError {
@@ -108,7 +189,32 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+            bearer_challenge: false,
         }
+    }
+
+    /// With a `Retry-After` header.
+    pub fn retry_after(mut self, wait: Duration) -> ApiError {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// A caller that did not authenticate: 401, and nothing about what lies behind.
+    pub fn unauthorized(e: &AuthError, auth: &WebhookAuth) -> ApiError {
+        let mut error = ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string());
+        error.bearer_challenge = matches!(auth, WebhookAuth::Bearer { .. });
+        error
+    }
+
+    /// The scan queue is full: 429, retry later.
+    pub fn queue_full(queued: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue-full",
+            format!("{queued} scans are queued, the most this service takes; retry later"),
+        )
+        .retry_after(Duration::from_secs(30))
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
@@ -132,10 +238,61 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(json!({"error": {"code": self.code, "message": self.message}})),
         )
-            .into_response()
+            .into_response();
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if self.bearer_challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Reads a request body of at most `max` bytes within `timeout` (`http.body_timeout`): a
+/// client that announces a body and trickles it must not hold a request forever.
+pub async fn read_body(
+    body: axum::body::Body,
+    max: usize,
+    timeout: Duration,
+) -> Result<axum::body::Bytes, BodyError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
+        Err(_) => Err(BodyError::Slow),
+        Ok(Err(_)) => Err(BodyError::TooLarge),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
+/// Why a body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge,
+    Slow,
+}
+
+impl BodyError {
+    /// The answer, for a body limit of `max` bytes.
+    pub fn answer(self, max: usize) -> ApiError {
+        match self {
+            BodyError::TooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                format!("request bodies are limited to {max} bytes here"),
+            ),
+            BodyError::Slow => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "the request body did not arrive in time",
+            ),
+        }
     }
 }

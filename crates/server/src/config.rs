@@ -19,7 +19,7 @@ use gantry_scan::limits::LimitArg;
 use serde::{Deserialize, Deserializer};
 
 use crate::webhook::auth::{Secret, WebhookAuth};
-use crate::webhook::{RegistryHint, Source};
+use crate::webhook::{MAX_EVENTS_PER_PAYLOAD, RegistryHint, Source};
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,9 @@ pub struct ServeConfig {
     pub policy: Option<PathBuf>,
     /// A data.json merged over the bundle's data.
     pub policy_data: Option<PathBuf>,
+    /// How callers authenticate, unless a section says otherwise: every webhook sender, the
+    /// API and `/metrics` inherit it.
+    pub auth: Option<AuthConfig>,
     /// Scan workers.
     pub workers: WorkersConfig,
     /// Scanning.
@@ -87,7 +90,13 @@ pub struct ServeConfig {
     pub admission: AdmissionConfig,
     /// Who may call `/v1/…`.
     pub api: ApiConfig,
-    /// How long finished bookkeeping is kept.
+    /// Who may read `/metrics`.
+    pub admin: AdminConfig,
+    /// Connection limits of every listener.
+    pub http: HttpConfig,
+    /// What one caller may queue.
+    pub intake: IntakeConfig,
+    /// How long finished bookkeeping and results are kept.
     pub retention: RetentionConfig,
 }
 
@@ -96,15 +105,20 @@ pub struct ServeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
     /// Done and failed jobs, event ids and sent notifications older than this are deleted
-    /// (hourly); `"0s"` keeps them forever. Verdicts, reports, SBOMs and tags are kept.
+    /// (hourly); `"0s"` keeps them forever.
     #[serde(deserialize_with = "duration")]
     pub finished: Duration,
+    /// Images nobody pushed, scanned or judged for this long lose their report, verdicts,
+    /// SBOM and tags (hourly; an image asked for again is scanned again); `"0s"` keeps them.
+    #[serde(deserialize_with = "duration")]
+    pub results: Duration,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
             finished: Duration::from_secs(30 * 24 * 3600),
+            results: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -113,8 +127,89 @@ impl Default for RetentionConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// `none` (default), `bearer` or `header`, with the same keys as a webhook's auth.
-    pub auth: AuthConfig,
+    /// `bearer` or `header` (the same keys as `[auth]`); default: `[auth]`. Callers with it
+    /// see every image.
+    pub auth: Option<AuthConfig>,
+    /// Further bearer tokens that see public images and the private ones of some namespaces.
+    pub readers: Vec<ReaderConfig>,
+}
+
+/// `[[api.readers]]`: a token for one team.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReaderConfig {
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Kubernetes namespaces whose privately pulled images this token may read.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Who may read `/metrics` (`/healthz` and `/readyz` reveal nothing and stay open for
+    /// probes); default: `[auth]`.
+    pub auth: Option<AuthConfig>,
+}
+
+/// `[http]`: limits of every listener (API and webhooks, admin, admission).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Longest wait for a request's headers, from the first byte or between keep-alive
+    /// requests: a client that opens a connection and trickles (or sends nothing) is cut off.
+    #[serde(deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// Longest wait for a request body to arrive once its headers are in.
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
+    /// Open connections per listener; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// After SIGTERM, the longest Gantry takes to stop, whatever is still open: below the
+    /// pod's terminationGracePeriodSeconds.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            shutdown_deadline: Duration::from_secs(28),
+        }
+    }
+}
+
+/// `[intake]`: what callers may queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntakeConfig {
+    /// Requests per second one caller (a credential, or an address where there is none) may
+    /// make to the webhooks and `POST /v1/scan`, after `burst`.
+    pub rate_per_second: u32,
+    /// Requests one caller may make at once before the rate applies.
+    pub burst: u32,
+    /// Queued scans above which webhooks and scan requests are refused with 429.
+    pub max_queued: u64,
+    /// Images one webhook request may name.
+    pub max_images_per_request: usize,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        IntakeConfig {
+            rate_per_second: 50,
+            burst: 200,
+            max_queued: 10_000,
+            max_images_per_request: 100,
+        }
+    }
 }
 
 impl Default for ServeConfig {
@@ -134,7 +229,11 @@ impl Default for ServeConfig {
             notify: None,
             admission: AdmissionConfig::default(),
             api: ApiConfig::default(),
+            admin: AdminConfig::default(),
+            http: HttpConfig::default(),
+            intake: IntakeConfig::default(),
             retention: RetentionConfig::default(),
+            auth: None,
         }
     }
 }
@@ -155,8 +254,20 @@ pub struct AdmissionConfig {
     /// Budget base when a request names no timeout.
     #[serde(deserialize_with = "duration")]
     pub default_timeout: Duration,
-    /// Platform picked from multi-platform images.
-    pub platform: String,
+    /// Replaced by `platforms`; kept only to say so.
+    pub platform: Option<String>,
+    /// Platforms judged of a multi-platform image; empty (the default): every platform it
+    /// offers. A pod whose nodeSelector names an architecture is judged on that one only.
+    pub platforms: Vec<String>,
+    /// CA bundle (PEM) that signed the API server's client certificate: reviews come only
+    /// from an API server configured to present one (docs/admission.md).
+    pub client_ca: Option<PathBuf>,
+    /// Names (DNS SAN or CN) the client certificate must carry; empty: any the CA signed.
+    pub client_names: Vec<String>,
+    /// Take reviews from any client, for clusters whose API server cannot present a client
+    /// certificate (managed control planes). Reviews are then not trusted with pull secrets:
+    /// pods' imagePullSecrets are not read.
+    pub allow_unauthenticated_clients: bool,
     /// How long a tag → digest resolution is reused. Tags move; digests do not: 0 resolves
     /// every tag on every request.
     #[serde(deserialize_with = "duration")]
@@ -176,7 +287,11 @@ impl Default for AdmissionConfig {
             failure_mode: FailureMode::Closed,
             safety_margin: Duration::from_secs(2),
             default_timeout: Duration::from_secs(10),
-            platform: "linux/amd64".to_string(),
+            platform: None,
+            platforms: Vec::new(),
+            client_ca: None,
+            client_names: Vec::new(),
+            allow_unauthenticated_clients: false,
             tag_cache_ttl: Duration::from_secs(30),
             exempt_namespaces: vec!["kube-system".to_string()],
             namespaces: Vec::new(),
@@ -281,6 +396,10 @@ pub struct ScanConfig {
     /// Pull the base image the evidence names, to tell exactly which layers are the base's
     /// (one more registry round trip per scan; off for air-gapped registries).
     pub base_lookup: bool,
+    /// Longest a verdict is reused before the policy is evaluated again over the stored
+    /// facts (rules may read the time); sooner when an exception it relied on expires.
+    #[serde(deserialize_with = "duration")]
+    pub verdict_ttl: Duration,
 }
 
 impl Default for ScanConfig {
@@ -292,6 +411,7 @@ impl Default for ScanConfig {
             parallel_layers: None,
             limits: BTreeMap::new(),
             base_lookup: true,
+            verdict_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -361,7 +481,8 @@ pub struct EndpointConfig {
     pub enabled: bool,
     /// Host to pull from instead of the one the payload names.
     pub registry: Option<String>,
-    pub auth: AuthConfig,
+    /// Default: `[auth]`. `type = "none"` accepts anonymous callers on purpose.
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for EndpointConfig {
@@ -369,16 +490,16 @@ impl Default for EndpointConfig {
         EndpointConfig {
             enabled: true,
             registry: None,
-            auth: AuthConfig::None,
+            auth: None,
         }
     }
 }
 
-/// How an endpoint authenticates callers; secrets inline or from an environment variable.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// How callers authenticate; secrets inline or from an environment variable.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum AuthConfig {
-    #[default]
+    /// Anyone may call (what a loopback listener gets when nothing is configured).
     None,
     Bearer {
         #[serde(default)]
@@ -402,6 +523,20 @@ pub enum AuthConfig {
         #[serde(default)]
         prefix: Option<String>,
     },
+    /// A secret in the URL's query string, for senders that set nothing but a URL (Docker
+    /// Hub, Quay): `https://gantry.example/webhooks/dockerhub?token=…`.
+    Query {
+        #[serde(default = "query_param")]
+        name: String,
+        #[serde(default)]
+        value: Option<String>,
+        #[serde(default)]
+        value_env: Option<String>,
+    },
+}
+
+fn query_param() -> String {
+    "token".to_string()
 }
 
 /// `[notify]`.
@@ -486,6 +621,40 @@ pub struct Notify {
     pub timeout: Duration,
 }
 
+/// A team's read token of the API.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    pub token: Secret,
+    /// Namespaces whose privately pulled images it sees (besides public ones).
+    pub namespaces: Vec<String>,
+}
+
+/// Who may call `/v1/…`.
+#[derive(Debug, Clone)]
+pub struct ApiAuth {
+    /// Sees every image; `None` on a loopback listener without configured auth.
+    pub operator: WebhookAuth,
+    pub readers: Vec<Reader>,
+}
+
+/// Connection limits of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_deadline: Duration,
+}
+
+/// What callers may queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntakeLimits {
+    pub rate_per_second: std::num::NonZeroU32,
+    pub burst: std::num::NonZeroU32,
+    pub max_queued: u64,
+    pub max_images_per_request: usize,
+}
+
 /// The validated configuration the service runs with.
 #[derive(Debug)]
 pub struct Settings {
@@ -502,6 +671,7 @@ pub struct Settings {
     pub platform: Platform,
     pub parallel_layers: Option<usize>,
     pub base_lookup: bool,
+    pub verdict_ttl: Duration,
     pub layer_limits: gantry_layer::Limits,
     pub registry: RegistryAccess,
     /// Enabled endpoints only.
@@ -510,9 +680,15 @@ pub struct Settings {
     /// The admission webhook, when a certificate is configured.
     pub admission: Option<crate::admission::AdmissionSettings>,
     /// Authentication of `/v1/…` callers.
-    pub api_auth: WebhookAuth,
+    pub api_auth: ApiAuth,
+    /// Authentication of `/metrics` readers.
+    pub admin_auth: WebhookAuth,
+    pub http: HttpLimits,
+    pub intake: IntakeLimits,
     /// Age after which finished jobs, events and notifications are pruned (`None`: never).
     pub retention: Option<Duration>,
+    /// Age after which images not seen are pruned (`None`: never).
+    pub results_retention: Option<Duration>,
 }
 
 /// Where the store is.
@@ -623,6 +799,26 @@ fn webhook_auth(key: &str, auth: &AuthConfig) -> Result<WebhookAuth, ConfigError
                 prefix: prefix.clone(),
             }
         }
+        AuthConfig::Query {
+            name,
+            value,
+            value_env,
+        } => {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            {
+                return Err(invalid(
+                    key,
+                    format!("{name:?} is not a query parameter name ([A-Za-z0-9_-]+)"),
+                ));
+            }
+            WebhookAuth::Query {
+                name: name.clone(),
+                value: Secret::new(secret(key, value, value_env, "value")?),
+            }
+        }
     })
 }
 
@@ -630,6 +826,35 @@ fn check_header_name(key: &str, name: &str) -> Result<(), ConfigError> {
     axum::http::HeaderName::from_bytes(name.as_bytes())
         .map(|_| ())
         .map_err(|_| invalid(key, format!("{name:?} is not a valid header name")))
+}
+
+/// The auth a section uses: its own, else `[auth]`, else anonymous — and whether anonymous
+/// was asked for in so many words (`type = "none"` in the section itself).
+fn effective<'a>(
+    own: Option<&'a AuthConfig>,
+    default: Option<&'a AuthConfig>,
+) -> (&'a AuthConfig, bool) {
+    match (own, default) {
+        (Some(a), _) => (a, matches!(a, AuthConfig::None)),
+        (None, Some(d)) => (d, matches!(d, AuthConfig::None)),
+        (None, None) => (&AuthConfig::None, false),
+    }
+}
+
+/// What to say when anonymous callers would reach `what` on a listener others can reach.
+fn open_listener(key: &str, what: &str, listen: SocketAddr, opt_out: Option<&str>) -> ConfigError {
+    let mut message = format!(
+        "{what} would accept anonymous callers on {listen}, which is not a loopback address. Set \
+         [auth] (every endpoint inherits it, e.g. type = \"bearer\" with token_env = \
+         \"GANTRY_AUTH_TOKEN\"), or {key}, or listen on 127.0.0.1 behind a proxy that \
+         authenticates"
+    );
+    if let Some(o) = opt_out {
+        message.push_str(&format!(
+            ", or set {o} to accept anonymous callers on purpose"
+        ));
+    }
+    invalid(key, message)
 }
 
 impl Settings {
@@ -647,27 +872,8 @@ impl Settings {
             .cache_dir
             .clone()
             .unwrap_or_else(|| data_dir.join("layer-cache"));
-
-        let bundle = match &config.policy {
-            Some(dir) => PolicyBundle::from_dir(dir)?,
-            None => PolicyBundle::builtin()?,
-        };
-        let bundle = match &config.policy_data {
-            Some(file) => bundle.with_data_file(file)?,
-            None => bundle,
-        };
-        let policy = Arc::new(Policy::compile(&bundle, &PolicyLimits::default())?);
-
-        let w = &config.workers;
-        if w.max_attempts == 0 {
-            return Err(invalid("workers.max_attempts", "must be at least 1"));
-        }
-        if w.lease < Duration::from_secs(1) {
-            return Err(invalid("workers.lease", "must be at least 1s"));
-        }
-        if w.poll_interval.is_zero() {
-            return Err(invalid("workers.poll_interval", "must be more than 0"));
-        }
+        let policy = resolve_policy(&config)?;
+        resolve_workers(&config.workers)?;
         let s = &config.scan;
         if s.budget.is_zero() || s.budget > s.max_budget {
             return Err(invalid(
@@ -682,105 +888,16 @@ impl Settings {
         if s.parallel_layers == Some(0) {
             return Err(invalid("scan.parallel_layers", "must be at least 1"));
         }
-        let mut layer_limits = gantry_layer::Limits::default();
-        let mut fetch_limits = FetchLimits::default();
-        let mut args = Vec::new();
-        for (name, value) in &s.limits {
-            let text = match value {
-                LimitValue::Number(n) => format!("{name}={n}"),
-                LimitValue::Text(t) => format!("{name}={t}"),
-            };
-            let arg: LimitArg = text
-                .parse()
-                .map_err(|e: String| invalid(format!("scan.limits.{name}"), e))?;
-            args.push(arg);
+        if s.verdict_ttl < Duration::from_secs(1) {
+            return Err(invalid("scan.verdict_ttl", "must be at least 1s"));
         }
-        gantry_scan::limits::apply(&args, &mut layer_limits, &mut fetch_limits);
-
-        if let Some(path) = &config.registry.docker_config
-            && !path.exists()
-        {
-            return Err(invalid(
-                "registry.docker_config",
-                format!("{} does not exist", path.display()),
-            ));
-        }
-        let mut credentials = BTreeMap::new();
-        for (i, c) in config.registry.credentials.iter().enumerate() {
-            let key = format!("registry.credentials[{i}]");
-            let password = secret(&key, &c.password, &c.password_env, "password")?;
-            let host = c.host.trim().to_ascii_lowercase();
-            if host.is_empty() || host.contains('/') {
-                return Err(invalid(
-                    key,
-                    format!("host {:?} is not a registry host", c.host),
-                ));
-            }
-            credentials.insert(host, (c.username.clone(), password));
-        }
-
-        let mut endpoints = BTreeMap::new();
-        for source in Source::ALL {
-            let ep = config.webhooks.get(source);
-            if !ep.enabled {
-                continue;
-            }
-            let key = format!("webhooks.{}", source.as_str());
-            let hint = match &ep.registry {
-                Some(host) => RegistryHint::host(host)
-                    .map_err(|e| invalid(format!("{key}.registry"), e.to_string()))?,
-                None => RegistryHint::none(),
-            };
-            let auth = webhook_auth(&format!("{key}.auth"), &ep.auth)?;
-            endpoints.insert(source, Endpoint { auth, hint });
-        }
-
-        let notify = match &config.notify {
-            None => None,
-            Some(n) => {
-                let url = reqwest::Url::parse(&n.url)
-                    .map_err(|e| invalid("notify.url", format!("{:?}: {e}", n.url)))?;
-                if !matches!(url.scheme(), "http" | "https") {
-                    return Err(invalid("notify.url", "must be http:// or https://"));
-                }
-                for d in &n.decisions {
-                    if d != "allow" && d != "deny" {
-                        return Err(invalid(
-                            "notify.decisions",
-                            format!("{d:?} is not \"allow\" or \"deny\""),
-                        ));
-                    }
-                }
-                for name in n.headers.keys() {
-                    check_header_name("notify.headers", name)?;
-                }
-                if n.max_attempts == 0 {
-                    return Err(invalid("notify.max_attempts", "must be at least 1"));
-                }
-                Some(Notify {
-                    url: n.url.clone(),
-                    decisions: n.decisions.clone(),
-                    headers: n
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    max_attempts: n.max_attempts,
-                    backoff: n.backoff,
-                    timeout: n.timeout,
-                })
-            }
-        };
-
+        let (layer_limits, fetch_limits) = resolve_limits(&s.limits)?;
+        let registry = resolve_registry(&config.registry, fetch_limits)?;
+        let endpoints = resolve_endpoints(&config)?;
+        let notify = config.notify.as_ref().map(resolve_notify).transpose()?;
         let admission = crate::admission::AdmissionSettings::resolve(&config.admission)?;
-        if matches!(config.api.auth, AuthConfig::HmacSha256 { .. }) {
-            return Err(invalid(
-                "api.auth",
-                "API callers authenticate with type \"bearer\" or \"header\" (there is no body to sign on a GET)",
-            ));
-        }
-        let api_auth = webhook_auth("api.auth", &config.api.auth)?;
-
+        let api_auth = resolve_api_auth(&config)?;
+        let admin_auth = resolve_admin_auth(&config)?;
         Ok(Settings {
             listen: config.listen,
             admin_listen: config.admin_listen,
@@ -794,37 +911,294 @@ impl Settings {
             platform,
             parallel_layers: s.parallel_layers,
             base_lookup: s.base_lookup,
+            verdict_ttl: s.verdict_ttl,
             layer_limits,
-            registry: RegistryAccess {
-                insecure: config.registry.insecure.clone(),
-                docker_config: config.registry.docker_config.clone(),
-                credentials,
-                fetch_limits,
-            },
+            registry,
             endpoints,
             notify,
             admission,
             api_auth,
+            admin_auth,
+            http: resolve_http(&config.http)?,
+            intake: resolve_intake(&config.intake)?,
             retention: Some(config.retention.finished).filter(|d| !d.is_zero()),
+            results_retention: Some(config.retention.results).filter(|d| !d.is_zero()),
         })
     }
 
-    /// Whether `/v1/…` lets anyone in while the listener is reachable from other hosts.
-    pub fn open_api(&self) -> bool {
-        !self.listen.ip().is_loopback() && matches!(self.api_auth, WebhookAuth::None)
-    }
-
-    /// Endpoints that let anyone in while the listener is reachable from other hosts.
+    /// Webhook endpoints that accept anonymous callers on a listener others can reach (only
+    /// those configured so on purpose; any other such configuration does not resolve).
     pub fn open_endpoints(&self) -> Vec<Source> {
         if self.listen.ip().is_loopback() {
             return Vec::new();
         }
         self.endpoints
             .iter()
-            .filter(|(_, e)| matches!(e.auth, WebhookAuth::None))
+            .filter(|(_, e)| e.auth.is_anonymous())
             .map(|(s, _)| *s)
             .collect()
     }
+}
+
+fn resolve_policy(config: &ServeConfig) -> Result<Arc<Policy>, ConfigError> {
+    let bundle = match &config.policy {
+        Some(dir) => PolicyBundle::from_dir(dir)?,
+        None => PolicyBundle::builtin()?,
+    };
+    let bundle = match &config.policy_data {
+        Some(file) => bundle.with_data_file(file)?,
+        None => bundle,
+    };
+    Ok(Arc::new(Policy::compile(
+        &bundle,
+        &PolicyLimits::default(),
+    )?))
+}
+
+fn resolve_workers(w: &WorkersConfig) -> Result<(), ConfigError> {
+    if w.max_attempts == 0 {
+        return Err(invalid("workers.max_attempts", "must be at least 1"));
+    }
+    if w.lease < Duration::from_secs(1) {
+        return Err(invalid("workers.lease", "must be at least 1s"));
+    }
+    if w.poll_interval.is_zero() {
+        return Err(invalid("workers.poll_interval", "must be more than 0"));
+    }
+    Ok(())
+}
+
+fn resolve_limits(
+    limits: &BTreeMap<String, LimitValue>,
+) -> Result<(gantry_layer::Limits, FetchLimits), ConfigError> {
+    let mut layer_limits = gantry_layer::Limits::default();
+    let mut fetch_limits = FetchLimits::default();
+    let mut args = Vec::new();
+    for (name, value) in limits {
+        let text = match value {
+            LimitValue::Number(n) => format!("{name}={n}"),
+            LimitValue::Text(t) => format!("{name}={t}"),
+        };
+        let arg: LimitArg = text
+            .parse()
+            .map_err(|e: String| invalid(format!("scan.limits.{name}"), e))?;
+        args.push(arg);
+    }
+    gantry_scan::limits::apply(&args, &mut layer_limits, &mut fetch_limits);
+    Ok((layer_limits, fetch_limits))
+}
+
+fn resolve_registry(
+    r: &RegistryConfig,
+    fetch_limits: FetchLimits,
+) -> Result<RegistryAccess, ConfigError> {
+    if let Some(path) = &r.docker_config
+        && !path.exists()
+    {
+        return Err(invalid(
+            "registry.docker_config",
+            format!("{} does not exist", path.display()),
+        ));
+    }
+    let mut credentials = BTreeMap::new();
+    for (i, c) in r.credentials.iter().enumerate() {
+        let key = format!("registry.credentials[{i}]");
+        let password = secret(&key, &c.password, &c.password_env, "password")?;
+        let host = c.host.trim().to_ascii_lowercase();
+        if host.is_empty() || host.contains('/') {
+            return Err(invalid(
+                key,
+                format!("host {:?} is not a registry host", c.host),
+            ));
+        }
+        credentials.insert(host, (c.username.clone(), password));
+    }
+    Ok(RegistryAccess {
+        insecure: r.insecure.clone(),
+        docker_config: r.docker_config.clone(),
+        credentials,
+        fetch_limits,
+    })
+}
+
+fn resolve_endpoints(config: &ServeConfig) -> Result<BTreeMap<Source, Endpoint>, ConfigError> {
+    let loopback = config.listen.ip().is_loopback();
+    let mut endpoints = BTreeMap::new();
+    for source in Source::ALL {
+        let ep = config.webhooks.get(source);
+        if !ep.enabled {
+            continue;
+        }
+        let key = format!("webhooks.{}", source.as_str());
+        let hint = match &ep.registry {
+            Some(host) => RegistryHint::host(host)
+                .map_err(|e| invalid(format!("{key}.registry"), e.to_string()))?,
+            None => RegistryHint::none(),
+        };
+        let (auth, on_purpose) = effective(ep.auth.as_ref(), config.auth.as_ref());
+        if matches!(auth, AuthConfig::None) && !loopback && !on_purpose {
+            return Err(open_listener(
+                &format!("{key}.auth"),
+                &format!("the /webhooks/{} endpoint", source.as_str()),
+                config.listen,
+                Some(&format!(
+                    "{key}.auth.type = \"none\" (or {key}.enabled = false to turn it off)"
+                )),
+            ));
+        }
+        let auth = webhook_auth(&format!("{key}.auth"), auth)?;
+        endpoints.insert(source, Endpoint { auth, hint });
+    }
+    Ok(endpoints)
+}
+
+fn resolve_notify(n: &NotifyConfig) -> Result<Notify, ConfigError> {
+    let url = reqwest::Url::parse(&n.url)
+        .map_err(|e| invalid("notify.url", format!("{:?}: {e}", n.url)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("notify.url", "must be http:// or https://"));
+    }
+    for d in &n.decisions {
+        if d != "allow" && d != "deny" {
+            return Err(invalid(
+                "notify.decisions",
+                format!("{d:?} is not \"allow\" or \"deny\""),
+            ));
+        }
+    }
+    for name in n.headers.keys() {
+        check_header_name("notify.headers", name)?;
+    }
+    if n.max_attempts == 0 {
+        return Err(invalid("notify.max_attempts", "must be at least 1"));
+    }
+    Ok(Notify {
+        url: n.url.clone(),
+        decisions: n.decisions.clone(),
+        headers: n
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        max_attempts: n.max_attempts,
+        backoff: n.backoff,
+        timeout: n.timeout,
+    })
+}
+
+/// A GET has no body to sign, and a URL secret would end up in access logs: the API and
+/// `/metrics` take a bearer token or a header.
+fn header_auth(key: &str, auth: &AuthConfig) -> Result<WebhookAuth, ConfigError> {
+    match auth {
+        AuthConfig::HmacSha256 { .. } | AuthConfig::Query { .. } => Err(invalid(
+            key,
+            "callers authenticate with type \"bearer\" or \"header\" here (a GET has no body to \
+             sign, and a secret in the URL ends up in logs); give this section an auth of its \
+             own if [auth] is of another type",
+        )),
+        other => webhook_auth(key, other),
+    }
+}
+
+fn resolve_api_auth(config: &ServeConfig) -> Result<ApiAuth, ConfigError> {
+    let (auth, _) = effective(config.api.auth.as_ref(), config.auth.as_ref());
+    // No opt-out: the API reveals image data and starts scans.
+    if matches!(auth, AuthConfig::None) && !config.listen.ip().is_loopback() {
+        return Err(open_listener(
+            "api.auth",
+            "the API (/v1/…)",
+            config.listen,
+            None,
+        ));
+    }
+    let key = if config.api.auth.is_some() {
+        "api.auth"
+    } else {
+        "auth"
+    };
+    let operator = header_auth(key, auth)?;
+    let mut readers = Vec::new();
+    for (i, r) in config.api.readers.iter().enumerate() {
+        let key = format!("api.readers[{i}]");
+        let token = Secret::new(secret(&key, &r.token, &r.token_env, "token")?);
+        if r.namespaces.is_empty() {
+            return Err(invalid(
+                format!("{key}.namespaces"),
+                "name the namespaces whose images this token reads",
+            ));
+        }
+        readers.push(Reader {
+            token,
+            namespaces: r.namespaces.clone(),
+        });
+    }
+    if operator.is_anonymous() && !readers.is_empty() {
+        return Err(invalid(
+            "api.readers",
+            "reader tokens need [api.auth] or [auth]: otherwise every caller sees every image",
+        ));
+    }
+    Ok(ApiAuth { operator, readers })
+}
+
+fn resolve_admin_auth(config: &ServeConfig) -> Result<WebhookAuth, ConfigError> {
+    let (auth, on_purpose) = effective(config.admin.auth.as_ref(), config.auth.as_ref());
+    if matches!(auth, AuthConfig::None) && !config.admin_listen.ip().is_loopback() && !on_purpose {
+        return Err(open_listener(
+            "admin.auth",
+            "/metrics",
+            config.admin_listen,
+            Some("admin.auth.type = \"none\""),
+        ));
+    }
+    let key = if config.admin.auth.is_some() {
+        "admin.auth"
+    } else {
+        "auth"
+    };
+    header_auth(key, auth)
+}
+
+fn resolve_http(h: &HttpConfig) -> Result<HttpLimits, ConfigError> {
+    for (key, d) in [
+        ("http.header_timeout", h.header_timeout),
+        ("http.body_timeout", h.body_timeout),
+        ("http.shutdown_deadline", h.shutdown_deadline),
+    ] {
+        if d < Duration::from_millis(100) {
+            return Err(invalid(key, "must be at least 100ms"));
+        }
+    }
+    if h.max_connections == 0 {
+        return Err(invalid("http.max_connections", "must be at least 1"));
+    }
+    Ok(HttpLimits {
+        header_timeout: h.header_timeout,
+        body_timeout: h.body_timeout,
+        max_connections: h.max_connections,
+        shutdown_deadline: h.shutdown_deadline,
+    })
+}
+
+fn resolve_intake(i: &IntakeConfig) -> Result<IntakeLimits, ConfigError> {
+    let nonzero = |key: &str, v: u32| {
+        std::num::NonZeroU32::new(v).ok_or_else(|| invalid(key, "must be at least 1"))
+    };
+    if i.max_queued == 0 {
+        return Err(invalid("intake.max_queued", "must be at least 1"));
+    }
+    if i.max_images_per_request == 0 || i.max_images_per_request > MAX_EVENTS_PER_PAYLOAD {
+        return Err(invalid(
+            "intake.max_images_per_request",
+            format!("must be between 1 and {MAX_EVENTS_PER_PAYLOAD}"),
+        ));
+    }
+    Ok(IntakeLimits {
+        rate_per_second: nonzero("intake.rate_per_second", i.rate_per_second)?,
+        burst: nonzero("intake.burst", i.burst)?,
+        max_queued: i.max_queued,
+        max_images_per_request: i.max_images_per_request,
+    })
 }
 
 #[cfg(test)]
@@ -872,14 +1246,23 @@ mod tests {
         let c = from_toml(
             r#"
 listen = "0.0.0.0:8080"
+[auth]
+type = "bearer"
+token = "default-token"
 [scan.limits]
 "layer-entries" = 10
 "read-timeout" = "5s"
 [webhooks.distribution]
 registry = "Registry.Example.com:5000"
 [webhooks.distribution.auth]
-type = "bearer"
-token = "s3cret"
+type = "header"
+name = "X-Token"
+value = "s3cret"
+[webhooks.dockerhub.auth]
+type = "query"
+value = "hub-secret"
+[webhooks.gitlab.auth]
+type = "none"
 [webhooks.quay]
 enabled = false
 "#,
@@ -891,9 +1274,86 @@ enabled = false
         assert!(!s.endpoints.contains_key(&Source::Quay));
         let d = &s.endpoints[&Source::Distribution];
         assert_eq!(d.hint.get(), Some("registry.example.com:5000"));
-        assert!(matches!(d.auth, WebhookAuth::Bearer { .. }));
-        let open = s.open_endpoints();
-        assert!(open.contains(&Source::Harbor) && !open.contains(&Source::Distribution));
+        assert!(matches!(d.auth, WebhookAuth::Header { .. }));
+        // Every sender without auth of its own inherits [auth]; so do the API and /metrics.
+        for source in [Source::Harbor, Source::Generic] {
+            assert!(matches!(
+                s.endpoints[&source].auth,
+                WebhookAuth::Bearer { .. }
+            ));
+        }
+        assert!(matches!(
+            s.endpoints[&Source::DockerHub].auth,
+            WebhookAuth::Query { .. }
+        ));
+        assert!(matches!(s.api_auth.operator, WebhookAuth::Bearer { .. }));
+        // Only the sender that opted out is open.
+        assert_eq!(s.open_endpoints(), [Source::Gitlab]);
+    }
+
+    /// Off loopback nothing is anonymous unless a section says so itself; the API never is.
+    #[test]
+    fn anonymous_callers_off_loopback_refuse_to_start() {
+        let e = Settings::resolve(from_toml("listen = \"0.0.0.0:8080\"").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("webhooks.distribution.auth") && e.contains("[auth]"),
+            "{e}"
+        );
+        // Only the API left open: still refused, with no opt-out offered.
+        let c = from_toml(
+            r#"
+listen = "0.0.0.0:8080"
+[webhooks.distribution]
+enabled = false
+[webhooks.harbor]
+enabled = false
+[webhooks.dockerhub]
+enabled = false
+[webhooks.gitlab]
+enabled = false
+[webhooks.quay]
+enabled = false
+[webhooks.generic]
+enabled = false
+"#,
+        )
+        .unwrap();
+        let e = Settings::resolve(c).unwrap_err().to_string();
+        assert!(e.contains("api.auth") && !e.contains("on purpose"), "{e}");
+        // An explicit [auth] type "none" is not an opt-out for the API either.
+        let c = from_toml("listen = \"0.0.0.0:8080\"\n[auth]\ntype = \"none\"").unwrap();
+        let e = Settings::resolve(c).unwrap_err().to_string();
+        assert!(e.contains("api.auth"), "{e}");
+        // /metrics on a public admin listener needs auth too, or an explicit opt-out.
+        let c = from_toml("admin_listen = \"0.0.0.0:9090\"").unwrap();
+        let e = Settings::resolve(c).unwrap_err().to_string();
+        assert!(e.contains("admin.auth"), "{e}");
+        let c =
+            from_toml("admin_listen = \"0.0.0.0:9090\"\n[admin.auth]\ntype = \"none\"").unwrap();
+        assert!(Settings::resolve(c).unwrap().admin_auth.is_anonymous());
+        // Loopback: anonymous is fine.
+        let s = Settings::resolve(from_toml("").unwrap()).unwrap();
+        assert!(s.api_auth.operator.is_anonymous() && s.admin_auth.is_anonymous());
+    }
+
+    #[test]
+    fn api_takes_bearer_or_header_and_reader_tokens() {
+        let c = from_toml("[auth]\ntype = \"query\"\nvalue = \"x\"").unwrap();
+        let e = Settings::resolve(c).unwrap_err().to_string();
+        assert!(e.contains("bearer"), "{e}");
+        let c = from_toml(
+            "[api.auth]\ntype = \"bearer\"\ntoken = \"op\"\n[[api.readers]]\ntoken = \"a\"\nnamespaces = [\"team-a\"]",
+        )
+        .unwrap();
+        let s = Settings::resolve(c).unwrap();
+        assert_eq!(s.api_auth.readers[0].namespaces, ["team-a"]);
+        let c = from_toml("[[api.readers]]\ntoken = \"a\"\nnamespaces = [\"team-a\"]").unwrap();
+        assert!(
+            Settings::resolve(c).is_err(),
+            "readers without an operator token"
+        );
     }
 
     #[test]
@@ -928,16 +1388,26 @@ mod shipped_examples {
         assert!(!toml.registry.credentials.is_empty());
     }
 
-    /// The config the Kubernetes manifests ship resolves (with its certificate paths).
+    /// The config the Kubernetes manifests ship resolves (with its certificate paths), once
+    /// the token it takes from the environment is there.
     #[test]
     fn kubernetes_config_resolves() {
         let c = ServeConfig::load(&repo("deploy/kubernetes/base/gantry.toml")).unwrap();
         assert!(c.admission.tls_cert.is_some());
+        assert!(matches!(
+            &c.auth,
+            Some(AuthConfig::Bearer { token_env: Some(var), token: None }) if var == "GANTRY_AUTH_TOKEN"
+        ));
         let s = Settings::resolve(ServeConfig {
             data_dir: Some(std::env::temp_dir()),
+            auth: Some(AuthConfig::Bearer {
+                token: Some("from-the-secret".to_string()),
+                token_env: None,
+            }),
             ..c
         })
         .unwrap();
         assert!(s.admission.is_some());
+        assert!(!s.api_auth.operator.is_anonymous() && !s.admin_auth.is_anonymous());
     }
 }

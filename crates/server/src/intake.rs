@@ -1,5 +1,5 @@
-//! `POST /webhooks/{sender}`: authenticate, read a capped body, parse it into push events
-//! ([`crate::webhook`]), store one job per event, answer 202.
+//! `POST /webhooks/{sender}`: authenticate, limit the caller's rate, read a capped body, parse
+//! it into push events ([`crate::webhook`]), store one job per event, answer 202.
 //!
 //! The answer comes only after every job is durably stored, and fast: no registry call happens
 //! here (tags are resolved by the worker). If the store fails halfway, the answer is 503 and
@@ -8,35 +8,65 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::{Body, to_bytes};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use gantry_store::JobSpec;
+use gantry_store::{JobSpec, Scope};
 use serde_json::json;
 
-use crate::app::{ApiError, App};
+use crate::app::{ApiError, App, read_body};
+use crate::listener::Peer;
 use crate::metrics::EventOutcome;
 use crate::webhook::auth::HeaderLookup;
 use crate::webhook::{self, MAX_WEBHOOK_BODY_BYTES, PushEvent, Source};
 
-/// Request headers for [`crate::webhook::auth::WebhookAuth::verify`].
-pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
+/// A request's headers and query string for [`crate::webhook::auth::WebhookAuth::verify`].
+pub(crate) struct Headers<'a> {
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+}
+
+impl<'a> Headers<'a> {
+    pub(crate) fn new(headers: &'a HeaderMap, query: Option<&'a str>) -> Headers<'a> {
+        Headers { headers, query }
+    }
+}
 
 impl HeaderLookup for Headers<'_> {
     fn header(&self, name: &str) -> Option<&[u8]> {
-        self.0.get(name).map(|v| v.as_bytes())
+        self.headers.get(name).map(|v| v.as_bytes())
     }
+
+    fn query(&self) -> Option<&str> {
+        self.query
+    }
+}
+
+/// 429 when the queue holds `[intake] max_queued` scans: a flood of requests fills the store
+/// no further.
+pub(crate) async fn check_queue(app: &App) -> Result<(), ApiError> {
+    let queued = app
+        .store
+        .queued_jobs()
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    if queued >= app.settings.intake.max_queued {
+        return Err(ApiError::queue_full(queued));
+    }
+    Ok(())
 }
 
 /// The handler of every webhook path.
 pub async fn receive(
     State(app): State<Arc<App>>,
     Path(sender): Path<String>,
+    peer: Option<Extension<Peer>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(&app, &sender, &headers, body).await {
+    match handle(&app, &sender, peer.map(|p| p.0), &uri, &headers, body).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
@@ -45,6 +75,8 @@ pub async fn receive(
 async fn handle(
     app: &App,
     sender: &str,
+    peer: Option<Peer>,
+    uri: &Uri,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -60,6 +92,10 @@ async fn handle(
             source.as_str()
         )));
     };
+    if let Err(e) = app.rate.check(peer.as_ref()) {
+        app.metrics.event(source.as_str(), EventOutcome::Limited);
+        return Err(e);
+    }
     // No 503 while shutting down: the store stays open until the listener has drained, so an
     // event that still arrives is stored for the next start — Docker Hub and Quay never retry.
     // Refuse an announced oversized body before reading a byte of it.
@@ -70,23 +106,18 @@ async fn handle(
     if announced.is_some_and(|n| n > MAX_WEBHOOK_BODY_BYTES) {
         return Err(reject(app, source, too_large()));
     }
-    // Read at most the cap (a chunked body announces nothing).
-    let body = to_bytes(body, MAX_WEBHOOK_BODY_BYTES)
+    // Read at most the cap (a chunked body announces nothing), within the body timeout.
+    let body = read_body(body, MAX_WEBHOOK_BODY_BYTES, app.settings.http.body_timeout)
         .await
-        .map_err(|_| reject(app, source, too_large()))?;
-    if let Err(e) = endpoint.auth.verify(&Headers(headers), &body) {
+        .map_err(|e| reject(app, source, e.answer(MAX_WEBHOOK_BODY_BYTES)))?;
+    if let Err(e) = endpoint
+        .auth
+        .verify(&Headers::new(headers, uri.query()), &body)
+    {
         app.metrics
             .event(source.as_str(), EventOutcome::Unauthorized);
         tracing::warn!(sender = source.as_str(), error = %e, "webhook caller not authenticated");
-        let mut response =
-            ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()).into_response();
-        if matches!(endpoint.auth, webhook::auth::WebhookAuth::Bearer { .. }) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        return Ok(response);
+        return Err(ApiError::unauthorized(&e, &endpoint.auth));
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -95,6 +126,27 @@ async fn handle(
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
         reject(app, source, ApiError::new(status, e.code(), e.detail()))
     })?;
+    let cap = app.settings.intake.max_images_per_request;
+    if parsed.events.len() > cap {
+        return Err(reject(
+            app,
+            source,
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-many-images",
+                format!(
+                    "the payload names {} images; one request may name at most {cap} ([intake] max_images_per_request)",
+                    parsed.events.len()
+                ),
+            ),
+        ));
+    }
+    if !parsed.events.is_empty()
+        && let Err(e) = check_queue(app).await
+    {
+        app.metrics.event(source.as_str(), EventOutcome::Limited);
+        return Err(e);
+    }
 
     let mut accepted = Vec::with_capacity(parsed.events.len());
     for event in &parsed.events {
@@ -169,5 +221,8 @@ fn job_spec(app: &App, source: Source, event: &PushEvent) -> JobSpec {
             .map(|id| format!("{}:{id}:{}", source.as_str(), event.image())),
         source: source.as_str().to_string(),
         policy_digest: app.policy_digest().to_string(),
+        // Webhook pushes pull with Gantry's own credentials.
+        scope: Scope::Public,
+        pull_secrets: Vec::new(),
     }
 }

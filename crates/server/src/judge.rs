@@ -1,9 +1,10 @@
-//! One job, start to finish: resolve the image, scan and judge it (through gantry-gate, as the
-//! CLI does), build its SBOM, store the result; and re-judging stored facts when the policy
-//! bundle changed.
+//! One job, start to finish: pull the image with the credentials of its scope, scan and judge
+//! it (through gantry-gate, as the CLI does), build its SBOM, store facts and verdict; and
+//! judging stored facts again — under another name, for another kind of caller, after an
+//! exception expired or the policy bundle changed — without pulling anything.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gantry_gate::{Checked, Context};
 use gantry_model::oci::DocumentKind;
@@ -11,7 +12,10 @@ use gantry_model::{Digest, ImageRef, Verdict};
 use gantry_registry::{ImageSource, RegistryError, SourceRef};
 use gantry_sbom::{SbomInput, SpecVersion};
 use gantry_scan::LayerSource;
-use gantry_store::{DigestOutcome, Job, JobSpec, ResultRecord, StoreError, StoredVerdict};
+use gantry_store::{
+    DigestOutcome, Job, JobSpec, ReportRecord, Scope, StoreError, StoredReport, VerdictKey,
+    VerdictRecord, Visibility,
+};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -23,19 +27,23 @@ pub enum JobError {
     #[error("invalid image reference {reference:?}: {message}")]
     Reference { reference: String, message: String },
     /// Registry or scan failure.
-    #[error("{0}")]
+    #[error(transparent)]
     Registry(#[from] RegistryError),
     /// The scan or the input document failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Gate(#[from] gantry_gate::GateError),
     /// The store failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
+    /// The namespace's pull secrets could not be read, or hold nothing for the registry.
+    #[error(transparent)]
+    PullSecrets(#[from] crate::admission::pull_secrets::PullSecretError),
     /// The SBOM could not be rendered (a bug).
-    #[error("rendering the SBOM: {0}")]
+    #[error("rendering the SBOM")]
     Sbom(#[from] gantry_sbom::SbomError),
-    /// A document could not be serialised (a bug).
-    #[error("serialising the result: {0}")]
+    /// A document could not be serialised or read back (a bug, or a report from a Gantry
+    /// this version cannot read).
+    #[error("serialising or reading back the result")]
     Json(#[from] serde_json::Error),
     /// The attempt's task panicked (a bug); the job is failed, the worker lives on.
     #[error("internal error: {0}")]
@@ -54,6 +62,7 @@ impl JobError {
             JobError::Registry(e) => e.is_transient(),
             JobError::Gate(gantry_gate::GateError::Scan(e)) => scan_transient(e),
             JobError::Gate(_) => false,
+            JobError::PullSecrets(e) => e.is_transient(),
             JobError::Store(_) => true,
         }
     }
@@ -75,6 +84,70 @@ fn scan_transient(e: &gantry_scan::ScanError) -> bool {
     }
 }
 
+/// Who asks for a verdict: the policy input's `context.mode`, and part of a verdict's key
+/// (a bundle may judge an admission differently from a registry push).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// A registry push (any webhook sender).
+    Webhook,
+    /// `POST /v1/scan`.
+    Api,
+    /// A Kubernetes admission review.
+    Admission,
+}
+
+impl Mode {
+    /// The name in the policy input and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Webhook => "webhook",
+            Mode::Api => "api",
+            Mode::Admission => "admission",
+        }
+    }
+
+    /// The mode of a job that came from `source` (a sender's name, `api` or `admission`).
+    pub fn of_source(source: &str) -> Mode {
+        match source {
+            "api" => Mode::Api,
+            "admission" => Mode::Admission,
+            _ => Mode::Webhook,
+        }
+    }
+}
+
+/// Whose credentials pull an image.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Pull {
+    /// Anonymous, or Gantry's own configured credentials for the registry.
+    Public,
+    /// A namespace's pull secrets (names; the worker reads them from the Kubernetes API).
+    Namespace {
+        namespace: String,
+        secrets: Vec<String>,
+    },
+}
+
+impl Pull {
+    /// The store scope of what this pull produces.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Pull::Public => Scope::Public,
+            Pull::Namespace { namespace, .. } => Scope::Namespace(namespace.clone()),
+        }
+    }
+
+    fn of_job(spec: &JobSpec) -> Pull {
+        match &spec.scope {
+            Scope::Public => Pull::Public,
+            Scope::Namespace(ns) => Pull::Namespace {
+                namespace: ns.clone(),
+                secrets: spec.pull_secrets.clone(),
+            },
+        }
+    }
+}
+
 /// What a finished attempt did.
 #[derive(Debug)]
 pub enum JobOutcome {
@@ -82,13 +155,28 @@ pub enum JobOutcome {
     Judged { digest: String, decision: String },
     /// An index: one job per platform image was queued.
     Index { children: Vec<i64> },
-    /// The tag resolved to a digest already queued or judged; the store closed this job.
+    /// The tag resolved to a digest already queued or scanned; the store closed this job.
     Duplicate,
 }
 
-/// The mode recorded in the policy input for jobs from `source`.
-fn mode(source: &str) -> &'static str {
-    if source == "api" { "api" } else { "webhook" }
+/// The name a verdict is keyed by: `registry/repository[:tag]`, without the digest — what
+/// rules and exceptions match image names against.
+pub fn verdict_reference(reference: &ImageRef) -> String {
+    match reference.tag() {
+        Some(tag) => format!("{}:{tag}", reference.name()),
+        None => reference.name(),
+    }
+}
+
+/// The key of the verdict for `reference` at `digest`, asked by `mode`, under the current
+/// bundle.
+pub fn verdict_key(app: &App, reference: &ImageRef, digest: &Digest, mode: Mode) -> VerdictKey {
+    VerdictKey {
+        manifest_digest: digest.to_string(),
+        policy_digest: app.policy_digest().to_string(),
+        reference: verdict_reference(reference),
+        mode: mode.as_str().to_string(),
+    }
 }
 
 fn reference_of(spec: &JobSpec) -> Result<(ImageRef, ImageRef), JobError> {
@@ -107,21 +195,30 @@ fn reference_of(spec: &JobSpec) -> Result<(ImageRef, ImageRef), JobError> {
     Ok((reference, target))
 }
 
-/// Opens the registry source of `target` with the credentials configured for its registry.
-pub async fn open(app: &App, target: &ImageRef) -> Result<Arc<dyn ImageSource>, RegistryError> {
+/// Opens the registry source of `target` with the credentials of `pull`: Gantry's own for its
+/// registry, or those the namespace's pull secrets hold for it.
+pub async fn open(
+    app: &App,
+    target: &ImageRef,
+    pull: &Pull,
+) -> Result<Arc<dyn ImageSource>, JobError> {
     let mut options = app.settings.registry.options_for(target.registry());
-    if options.credentials.is_none() {
-        // Configured credentials first; else what a pod's pull secret gave for this registry.
-        options.credentials = app.pull_secrets.credentials(target.registry());
+    if let Pull::Namespace { namespace, secrets } = pull {
+        options.credentials = Some(
+            app.pull_secrets
+                .credentials(namespace, secrets, target.registry())
+                .await?,
+        );
     }
-    gantry_registry::open(&SourceRef::Registry(target.clone()), &options).await
+    Ok(gantry_registry::open(&SourceRef::Registry(target.clone()), &options).await?)
 }
 
 /// Runs one attempt of `job` as `worker`. On success the job is complete in the store.
 pub async fn run(app: &App, job: &Job, worker: &str) -> Result<JobOutcome, JobError> {
     let spec = &job.spec;
+    let pull = Pull::of_job(spec);
     let (reference, mut target) = reference_of(spec)?;
-    let source = open(app, &target).await?;
+    let source = open(app, &target, &pull).await?;
     let root = source.root().await?;
     if spec.digest.is_none() {
         let digest = root.digest.to_string();
@@ -151,6 +248,8 @@ pub async fn run(app: &App, job: &Job, worker: &str) -> Result<JobOutcome, JobEr
                     event_id: None,
                     source: spec.source.clone(),
                     policy_digest: spec.policy_digest.clone(),
+                    scope: spec.scope.clone(),
+                    pull_secrets: spec.pull_secrets.clone(),
                 })
                 .await?;
             children.push(child.id);
@@ -161,20 +260,30 @@ pub async fn run(app: &App, job: &Job, worker: &str) -> Result<JobOutcome, JobEr
     }
 
     let started = Instant::now();
-    let judged = judge(app, &source, &target, spec).await;
+    let mode = Mode::of_source(&spec.source);
+    let judged = scan(app, &source, &reference, &target, mode, &pull).await;
     app.metrics
         .scan(started.elapsed().as_secs_f64(), judged.is_ok());
-    let (checked, record) = judged?;
-    app.store.put_result(&record).await?;
-    crate::notify::verdict(app, &record, &checked.report.verdict, Some(job.id), false).await;
+    let (checked, report, verdict) = judged?;
+    app.store.put_scan(&report, &verdict).await?;
+    crate::notify::verdict(
+        app,
+        &verdict,
+        &report.repository,
+        &report.tags,
+        &checked.report.verdict,
+        Some(job.id),
+        false,
+    )
+    .await;
     app.store.complete(job.id, worker).await?;
     let hits = count_layers(&checked, LayerSource::Cached);
     let misses = count_layers(&checked, LayerSource::Walked);
     app.metrics.cache(hits, misses);
-    app.metrics.verdict(&record.decision);
+    app.metrics.verdict(&verdict.decision);
     Ok(JobOutcome::Judged {
-        digest: record.manifest_digest,
-        decision: record.decision,
+        digest: verdict.key.manifest_digest,
+        decision: verdict.decision,
     })
 }
 
@@ -194,16 +303,19 @@ async fn record_tag(app: &App, reference: &ImageRef, digest: &str) -> Result<(),
     }
 }
 
-async fn judge(
+/// Scans and judges `target`; the report (the facts, without context) and first verdict.
+async fn scan(
     app: &App,
     source: &Arc<dyn ImageSource>,
+    reference: &ImageRef,
     target: &ImageRef,
-    spec: &JobSpec,
-) -> Result<(Checked, ResultRecord), JobError> {
+    mode: Mode,
+    pull: &Pull,
+) -> Result<(Checked, ReportRecord, VerdictRecord), JobError> {
     let image = gantry_registry::resolve_one(source.as_ref(), None).await?;
     let context = Context {
         now: gantry_sbom::now(),
-        mode: mode(&spec.source).to_string(),
+        mode: mode.as_str().to_string(),
     };
     let checked = app
         .gate
@@ -214,18 +326,40 @@ async fn judge(
         tracing::warn!(image = %target, "some layers could not be walked: the SBOM is incomplete");
     }
     let sbom_json = gantry_sbom::to_json(&gantry_sbom::cyclonedx(&sbom, SpecVersion::V1_6))?;
+    let mut facts = serde_json::to_value(&checked.report.input)?;
+    if let Some(object) = facts.as_object_mut() {
+        object.remove("context");
+    }
     let verdict = &checked.report.verdict;
-    let record = ResultRecord {
+    let key = VerdictKey {
         manifest_digest: image.manifest_digest.to_string(),
         policy_digest: app.policy_digest().to_string(),
-        verdict_json: serde_json::to_string(verdict)?,
-        report_json: serde_json::to_string(&checked.report)?,
+        reference: verdict_reference(reference),
+        mode: mode.as_str().to_string(),
+    };
+    let report = ReportRecord {
+        manifest_digest: key.manifest_digest.clone(),
+        report_json: serde_json::to_string(&facts)?,
         sbom_json: Some(sbom_json),
-        decision: decision_str(verdict),
         repository: target.name(),
         tags: target.tag().map(str::to_string).into_iter().collect(),
+        scope: pull.scope(),
     };
-    Ok((checked, record))
+    let record = verdict_record(app, key, verdict)?;
+    Ok((checked, report, record))
+}
+
+fn verdict_record(
+    app: &App,
+    key: VerdictKey,
+    verdict: &Verdict,
+) -> Result<VerdictRecord, JobError> {
+    Ok(VerdictRecord {
+        verdict_json: serde_json::to_string(verdict)?,
+        decision: decision_str(verdict),
+        valid_until_ms: Some(valid_until_ms(verdict, now_ms(), app.settings.verdict_ttl)),
+        key,
+    })
 }
 
 /// `"allow"` or `"deny"`, as serialised.
@@ -236,92 +370,195 @@ pub fn decision_str(verdict: &Verdict) -> String {
     }
 }
 
-/// Re-judges stored results made under another policy bundle with the current one, from the
-/// facts stored in their reports: no registry access, no layer walk. Returns how many results
-/// were re-evaluated. Safe to run in several replicas at once (the result row is the same).
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Until when `verdict` holds: the earliest expiry of an exception it relied on (the waived
+/// findings count again after it), and at most `ttl` from `now` (rules may read the time).
+pub fn valid_until_ms(verdict: &Verdict, now: i64, ttl: Duration) -> i64 {
+    let cap = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+    verdict
+        .waived
+        .iter()
+        .filter_map(|w| expiry_ms(&w.expires))
+        .fold(cap, i64::min)
+}
+
+/// When an exception stops applying, as the built-in bundle reads `expires`: a date lasts to
+/// the end of that day (UTC), a time is the instant itself. `None` for anything else (the
+/// bundle reports such an exception as invalid, so it waived nothing).
+fn expiry_ms(expires: &str) -> Option<i64> {
+    let t = expires.trim();
+    let at = if t.len() == 10 {
+        humantime::parse_rfc3339(&format!("{t}T00:00:00Z"))
+            .ok()?
+            .checked_add(Duration::from_secs(24 * 3600))?
+    } else {
+        humantime::parse_rfc3339_weak(t).ok()?
+    };
+    let ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis();
+    i64::try_from(ms).ok()
+}
+
+/// Evaluates the current bundle over a stored report for `key` (its reference and mode), now:
+/// no registry access, no layer walk. The policy runs on the blocking pool.
+pub async fn rejudge(
+    app: &App,
+    report: &StoredReport,
+    key: &VerdictKey,
+) -> Result<(VerdictRecord, Verdict), JobError> {
+    let mut input: Value = serde_json::from_str(&report.report_json)?;
+    let Some(object) = input.as_object_mut() else {
+        return Err(JobError::Json(serde::de::Error::custom(
+            "stored report is not an object",
+        )));
+    };
+    // Reports of older versions held the findings and verdict of their first judgement.
+    object.remove("findings");
+    object.remove("verdict");
+    object.insert(
+        "context".to_string(),
+        json!({"now": gantry_sbom::now(), "mode": key.mode}),
+    );
+    let named = format!("{}@{}", key.reference, key.manifest_digest);
+    if let Some(image) = object.get_mut("image").and_then(Value::as_object_mut) {
+        image.insert("reference".to_string(), json!(named));
+        image.insert("source".to_string(), json!(named));
+    }
+    let policy = Arc::clone(app.policy());
+    let verdict = tokio::task::spawn_blocking(move || policy.evaluate(&input))
+        .await
+        .map_err(|e| JobError::Internal(format!("policy evaluation task: {e}")))?;
+    let record = verdict_record(app, key.clone(), &verdict)?;
+    Ok((record, verdict))
+}
+
+/// Re-judges the newest verdict of every (image, reference, mode) that has none under the
+/// current bundle, or whose verdict expired, from the stored facts. Returns how many were
+/// re-judged. Safe to run in several replicas at once (the verdict row is the same).
 pub async fn reevaluate_stale(app: &App) -> Result<usize, StoreError> {
     const BATCH: u32 = 100;
     let mut done = 0;
+    // Stale verdicts come sorted by key, and each batch is a prefix of what is left: the ones
+    // that could not be re-judged (an unreadable report) stay at the front, so the next batch
+    // starts after them.
+    let mut skipped: u32 = 0;
     loop {
         if app.is_draining() {
             return Ok(done);
         }
-        let stale = app.store.stale_results(app.policy_digest(), BATCH).await?;
-        if stale.is_empty() {
-            return Ok(done);
-        }
-        let n = stale.len();
-        for old in stale {
-            match reevaluate(app, &old) {
-                Ok((record, verdict)) => {
-                    app.store.put_result(&record).await?;
-                    app.metrics.verdict(&record.decision);
-                    if record.decision != old.decision {
-                        tracing::info!(
-                            digest = %record.manifest_digest,
-                            from = %old.decision,
-                            to = %record.decision,
-                            "verdict changed under the new policy bundle"
-                        );
-                    }
-                    crate::notify::verdict(app, &record, &verdict, None, true).await;
-                }
+        let stale = app
+            .store
+            .stale_verdicts(app.policy_digest(), now_ms(), skipped.saturating_add(BATCH))
+            .await?;
+        let fetched = stale.len();
+        for old in stale.into_iter().skip(skipped as usize) {
+            match rejudge_stale(app, &old).await {
+                Ok(()) => done += 1,
                 Err(e) => {
-                    // A report Gantry cannot read back is skipped, not fatal: the next push of
-                    // the image scans it afresh.
-                    tracing::warn!(digest = %old.manifest_digest, error = %e, "cannot re-evaluate stored facts");
-                    continue;
+                    // Not fatal: the next push of the image scans it afresh.
+                    tracing::warn!(digest = %old.key.manifest_digest, error = %crate::error_chain(&e), "cannot re-evaluate stored facts");
+                    skipped += 1;
                 }
             }
-            done += 1;
         }
-        if n < BATCH as usize {
+        if fetched < (skipped as usize).saturating_add(BATCH as usize) {
             return Ok(done);
         }
     }
 }
 
-fn reevaluate(
-    app: &App,
-    old: &StoredVerdict,
-) -> Result<(ResultRecord, Verdict), serde_json::Error> {
-    let mut input: Value = serde_json::from_str(&old.report_json)?;
-    let Some(object) = input.as_object_mut() else {
-        return Err(serde::de::Error::custom("stored report is not an object"));
+async fn rejudge_stale(app: &App, old: &gantry_store::StaleVerdict) -> Result<(), JobError> {
+    let Some(report) = app
+        .store
+        .report(&old.key.manifest_digest, &Visibility::everything())
+        .await?
+    else {
+        return Err(JobError::Json(serde::de::Error::custom(
+            "the verdict's report is gone",
+        )));
     };
-    // The report is the input document plus what the old policy concluded.
-    object.remove("findings");
-    object.remove("verdict");
-    let mode = object
-        .get("context")
-        .and_then(|c| c.get("mode"))
-        .and_then(Value::as_str)
-        .unwrap_or("webhook")
-        .to_string();
-    object.insert(
-        "context".to_string(),
-        json!({"now": gantry_sbom::now(), "mode": mode}),
-    );
-    let verdict = app.policy().evaluate(&input);
-    let findings: Vec<_> = verdict
-        .violations
-        .iter()
-        .chain(&verdict.warnings)
-        .cloned()
-        .collect();
-    if let Some(object) = input.as_object_mut() {
-        object.insert("findings".to_string(), serde_json::to_value(&findings)?);
-        object.insert("verdict".to_string(), serde_json::to_value(&verdict)?);
-    }
-    let record = ResultRecord {
-        manifest_digest: old.manifest_digest.clone(),
+    let key = VerdictKey {
         policy_digest: app.policy_digest().to_string(),
-        verdict_json: serde_json::to_string(&verdict)?,
-        report_json: serde_json::to_string(&input)?,
-        sbom_json: None,
-        decision: decision_str(&verdict),
-        repository: old.repository.clone(),
-        tags: Vec::new(),
+        ..old.key.clone()
     };
-    Ok((record, verdict))
+    let (record, verdict) = rejudge(app, &report, &key).await?;
+    app.store.put_verdict(&record).await?;
+    app.verdicts.forget(&key);
+    app.metrics.verdict(&record.decision);
+    if record.decision != old.decision {
+        tracing::info!(
+            digest = %key.manifest_digest,
+            reference = %key.reference,
+            from = %old.decision,
+            to = %record.decision,
+            "verdict changed (new policy bundle or an expired exception)"
+        );
+    }
+    crate::notify::verdict(app, &record, &report.repository, &[], &verdict, None, true).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gantry_model::{Decision, Finding, Severity, Waived};
+
+    fn waived(expires: &str) -> Waived {
+        Waived {
+            finding: Finding {
+                code: "root-user".into(),
+                severity: Severity::Deny,
+                message: "m".into(),
+                location: None,
+            },
+            reason: "r".into(),
+            expires: expires.into(),
+        }
+    }
+
+    #[test]
+    fn a_verdict_holds_until_its_first_exception_expires_or_the_ttl() {
+        let mut v = Verdict {
+            decision: Decision::Allow,
+            violations: vec![],
+            warnings: vec![],
+            waived: vec![],
+            policy_digest: "sha256:p".into(),
+        };
+        let now = expiry_ms("2026-12-01T00:00:00Z").unwrap();
+        let day = Duration::from_secs(24 * 3600);
+        assert_eq!(valid_until_ms(&v, now, day), now + 86_400_000);
+        v.waived = vec![
+            waived("2026-12-01"),
+            waived("2026-12-01T06:00:00Z"),
+            waived("soon"),
+        ];
+        assert_eq!(valid_until_ms(&v, now, day), now + 6 * 3_600_000);
+        // A date lasts to the end of the day.
+        v.waived = vec![waived("2026-12-01")];
+        assert_eq!(valid_until_ms(&v, now, day * 7), now + 86_400_000);
+    }
+
+    #[test]
+    fn modes_and_reference_keys() {
+        assert_eq!(Mode::of_source("admission"), Mode::Admission);
+        assert_eq!(Mode::of_source("api"), Mode::Api);
+        assert_eq!(Mode::of_source("quay"), Mode::Webhook);
+        let r: ImageRef = "registry.example/team/app:1.4".parse().unwrap();
+        assert_eq!(verdict_reference(&r), "registry.example/team/app:1.4");
+        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            .parse()
+            .unwrap();
+        let by_digest: ImageRef = format!("registry.example/team/app@{d}").parse().unwrap();
+        assert_eq!(verdict_reference(&by_digest), "registry.example/team/app");
+        assert_eq!(
+            verdict_reference(&r.with_digest(d)),
+            "registry.example/team/app:1.4"
+        );
+    }
 }

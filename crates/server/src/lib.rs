@@ -57,6 +57,7 @@ pub mod app;
 pub mod config;
 pub mod intake;
 pub mod judge;
+pub mod listener;
 pub mod lookup;
 pub mod metrics;
 pub mod notify;
@@ -67,3 +68,18 @@ pub mod worker;
 
 pub use config::{ConfigError, ServeConfig, Settings};
 pub use serve::{ServeError, run};
+
+/// `error: cause: cause`, for `last_error`, logs and answers to callers who may see it.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

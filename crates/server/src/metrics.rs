@@ -53,6 +53,8 @@ pub enum EventOutcome {
     Rejected,
     /// The caller did not authenticate.
     Unauthorized,
+    /// Refused for the caller's rate or a full queue (429).
+    Limited,
 }
 
 impl EventOutcome {
@@ -63,6 +65,7 @@ impl EventOutcome {
             EventOutcome::Skipped => "skipped",
             EventOutcome::Rejected => "rejected",
             EventOutcome::Unauthorized => "unauthorized",
+            EventOutcome::Limited => "limited",
         }
     }
 }

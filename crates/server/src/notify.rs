@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_model::Verdict;
-use gantry_store::{FailOutcome, ResultRecord, RetryPolicy};
+use gantry_store::{FailOutcome, RetryPolicy, VerdictRecord};
 use serde_json::json;
 
 use crate::app::App;
@@ -17,7 +17,9 @@ use crate::config::Notify;
 /// Failure to queue is logged, not returned: the verdict is stored either way.
 pub async fn verdict(
     app: &App,
-    record: &ResultRecord,
+    record: &VerdictRecord,
+    repository: &str,
+    tags: &[String],
     verdict: &Verdict,
     job_id: Option<i64>,
     reevaluated: bool,
@@ -28,27 +30,26 @@ pub async fn verdict(
     if !notify.decisions.contains(&record.decision) {
         return;
     }
-    let image = match record.tags.first() {
-        Some(tag) => format!("{}:{tag}@{}", record.repository, record.manifest_digest),
-        None => format!("{}@{}", record.repository, record.manifest_digest),
-    };
+    let key = &record.key;
     let payload = json!({
         "type": "gantry.verdict",
         "version": 1,
-        "image": image,
-        "repository": record.repository,
-        "manifest_digest": record.manifest_digest,
-        "policy_digest": record.policy_digest,
+        "image": format!("{}@{}", key.reference, key.manifest_digest),
+        "reference": key.reference,
+        "mode": key.mode,
+        "repository": repository,
+        "manifest_digest": key.manifest_digest,
+        "policy_digest": key.policy_digest,
         "decision": record.decision,
         "violations": verdict.violations,
         "warnings": verdict.warnings,
-        "tags": record.tags,
+        "tags": tags,
         "job_id": job_id,
         "reevaluated": reevaluated,
         "at": gantry_sbom::now(),
     });
     if let Err(e) = app.store.enqueue_notification(&payload.to_string()).await {
-        tracing::error!(error = %e, digest = %record.manifest_digest, "cannot queue the verdict notification");
+        tracing::error!(error = %e, digest = %key.manifest_digest, "cannot queue the verdict notification");
     }
 }
 

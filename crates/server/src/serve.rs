@@ -4,7 +4,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -19,8 +21,12 @@ use crate::app::{ApiError, App};
 use crate::config::{Database, Settings};
 use crate::{admin, api, intake, judge, notify, worker};
 
-/// How often finished jobs, events and notifications past `[retention] finished` are deleted.
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How often finished jobs, events and notifications past `[retention] finished`, and images
+/// past `[retention] results`, are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often verdicts that expired are judged again from their facts: an exception's expiry
+/// takes effect within this much, even for images nobody asks about.
+const REEVALUATE_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the service could not start (or stopped with an error).
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +64,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/images/{digest}/sbom", get(api::sbom))
         .route(
             "/v1/scan",
-            post(api::scan).layer(DefaultBodyLimit::max(api::MAX_SCAN_BODY_BYTES)),
+            // The handler reads (and caps) the body itself, within the body timeout.
+            post(api::scan).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/jobs/{id}", get(api::job))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -69,21 +76,76 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/webhooks/{sender}", post(intake::receive))
         .merge(api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(caught_panics())
         .with_state(app)
+}
+
+/// A panic in a handler is a bug: answer 500 in the usual envelope (and log it) instead of
+/// dropping the connection.
+pub(crate) fn caught_panics() -> tower_http::catch_panic::CatchPanicLayer<
+    fn(Box<dyn std::any::Any + Send>) -> axum::response::Response,
+> {
+    fn answer(panic: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string());
+        tracing::error!(panic = %what, "a request handler panicked");
+        axum::response::IntoResponse::into_response(ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-error",
+            "internal error",
+        ))
+    }
+    tower_http::catch_panic::CatchPanicLayer::custom(answer as fn(_) -> _)
+}
+
+/// Creates `path` (and its parents) readable by Gantry's user only: it holds the database and
+/// what was learnt about every image.
+fn private_dir(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| ServeError::Dir {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The SQLite file and its WAL and shared-memory files, created (or kept) mode 0600: SQLite
+/// gives the `-wal` and `-shm` files the mode of the database file.
+fn private_sqlite(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let dir_err = |source| ServeError::Dir {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(dir_err)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(dir_err)?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens everything `settings` names and builds the shared state.
 pub async fn open(settings: Settings) -> Result<Arc<App>, ServeError> {
-    let mkdir = |path: &std::path::Path| {
-        std::fs::create_dir_all(path).map_err(|source| ServeError::Dir {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    mkdir(&settings.cache_dir)?;
+    private_dir(&settings.cache_dir)?;
     let store = match &settings.database {
         Database::SqliteFile(path) => {
-            mkdir(&settings.data_dir)?;
+            private_dir(&settings.data_dir)?;
+            private_sqlite(path)?;
             Store::open_sqlite(path).await?
         }
         Database::Url(url) => Store::open(url).await?,
@@ -101,20 +163,34 @@ pub async fn open(settings: Settings) -> Result<Arc<App>, ServeError> {
     if settings.base_lookup {
         gate = gate.with_base_lookup(settings.registry.options_for(""));
     }
-    // Pods' imagePullSecrets are read only by the admission webhook, only inside a cluster.
-    let kube = if settings.admission.is_some() {
-        crate::admission::pull_secrets::KubeApi::from_env().map_err(ServeError::Kube)?
-    } else {
-        None
+    // Pods' imagePullSecrets are read only for the admission webhook, only inside a cluster.
+    let kube = match &settings.admission {
+        Some(a) if matches!(a.clients, crate::tls::ClientAuth::Verify { .. }) => {
+            crate::admission::pull_secrets::KubeApi::from_env().map_err(ServeError::Kube)?
+        }
+        _ => None,
     };
-    if settings.admission.is_some() && kube.is_none() {
-        tracing::info!("not in a Kubernetes cluster: pods' imagePullSecrets will not be read");
+    match &settings.admission {
+        Some(a) if matches!(a.clients, crate::tls::ClientAuth::Anyone) => tracing::warn!(
+            "admission.allow_unauthenticated_clients: reviews are taken from any client, so pods' imagePullSecrets are not read (docs/admission.md)"
+        ),
+        Some(_) if kube.is_none() => {
+            tracing::info!("not in a Kubernetes cluster: pods' imagePullSecrets will not be read")
+        }
+        _ => {}
     }
     let pull_secrets = crate::admission::pull_secrets::PullSecrets::new(kube);
     Ok(App::new(settings, store, gate, pull_secrets))
 }
 
-/// Runs the service until `shutdown` resolves, then drains and returns.
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Runs the service until `shutdown` resolves, then drains and returns — at the latest
+/// `http.shutdown_deadline` after `shutdown` resolved, whatever is still running.
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -123,41 +199,17 @@ pub async fn run(
         tracing::warn!(
             endpoint = format!("/webhooks/{}", source.as_str()),
             listen = %settings.listen,
-            "webhook endpoint accepts unauthenticated callers on a non-loopback listener; set webhooks.{}.auth",
-            source.as_str()
+            "webhook endpoint accepts anonymous callers on a non-loopback listener (configured so on purpose)"
         );
     }
-    if settings.open_api() {
-        tracing::warn!(
-            listen = %settings.listen,
-            "the API (/v1/…) accepts unauthenticated callers on a non-loopback listener; set [api.auth]"
-        );
-    }
-    let (listen, admin_listen) = (settings.listen, settings.admin_listen);
-    let public = TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let admin = TcpListener::bind(admin_listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: admin_listen,
-            source,
-        })?;
+    let limits = settings.http;
+    let public = bind(settings.listen).await?;
+    let admin = bind(settings.admin_listen).await?;
     let admission = match &settings.admission {
         Some(a) => {
             let cert = crate::tls::ReloadingCert::new(&a.tls_cert, &a.tls_key)?;
-            let config = crate::tls::server_config(Arc::clone(&cert))?;
-            let listener =
-                TcpListener::bind(a.listen)
-                    .await
-                    .map_err(|source| ServeError::Bind {
-                        addr: a.listen,
-                        source,
-                    })?;
-            Some((listener, config, cert))
+            let config = crate::tls::server_config(Arc::clone(&cert), &a.clients)?;
+            Some((bind(a.listen).await?, config, cert))
         }
         None => None,
     };
@@ -191,83 +243,123 @@ pub async fn run(
         Arc::clone(&app),
         worker::worker_name(usize::MAX),
     ));
-    {
-        let app = Arc::clone(&app);
-        tasks.spawn(async move {
-            match judge::reevaluate_stale(&app).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    results = n,
-                    "re-evaluated stored verdicts under the current policy bundle"
-                ),
-                Err(e) => tracing::warn!(error = %e, "re-evaluating stored verdicts failed"),
-            }
-        });
-    }
+    tasks.spawn(reevaluate(Arc::clone(&app)));
+    tasks.spawn(housekeeping(Arc::clone(&app)));
 
+    let mut listeners = JoinSet::new();
     if let Some((listener, config, cert)) = admission {
         let stop = Arc::clone(&app);
         tasks.spawn(cert.watch(async move { stop.drained().await }));
         let stop = Arc::clone(&app);
-        tasks.spawn(crate::tls::serve(
+        listeners.spawn(crate::listener::serve(
             listener,
-            config,
+            Some(config),
             crate::admission::router(Arc::clone(&app)),
+            limits,
+            "admission",
             async move { stop.drained().await },
         ));
     }
-
-    if let Some(age) = app.settings.retention {
-        let app = Arc::clone(&app);
-        tasks.spawn(async move {
-            let mut every = tokio::time::interval(PRUNE_EVERY);
-            loop {
-                tokio::select! {
-                    () = app.drained() => return,
-                    _ = every.tick() => {}
-                }
-                match app.store.prune(age).await {
-                    Ok(p) if p == gantry_store::Pruned::default() => {}
-                    Ok(p) => tracing::info!(
-                        jobs = p.jobs,
-                        events = p.events,
-                        notifications = p.notifications,
-                        "pruned finished bookkeeping"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
-                }
-            }
-        });
+    {
+        let stop = Arc::clone(&app);
+        listeners.spawn(crate::listener::serve(
+            public,
+            None,
+            router(Arc::clone(&app)),
+            limits,
+            "api",
+            async move { stop.drained().await },
+        ));
     }
-
+    let admin_stop = Arc::new(tokio::sync::Notify::new());
     let admin_server = {
-        let app = Arc::clone(&app);
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let stopped = Arc::clone(&stop);
-        let handle = tokio::spawn(async move {
-            axum::serve(admin, admin::router(app))
-                .with_graceful_shutdown(async move { stopped.notified().await })
-                .await
-        });
-        (handle, stop)
+        let stopped = Arc::clone(&admin_stop);
+        tokio::spawn(crate::listener::serve(
+            admin,
+            None,
+            admin::router(Arc::clone(&app)),
+            limits,
+            "admin",
+            async move { stopped.notified().await },
+        ))
     };
 
-    let drain_app = Arc::clone(&app);
-    let served = axum::serve(public, router(Arc::clone(&app)))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: stopping intake, finishing running scans");
-            drain_app.drain();
-        })
-        .await;
-    // Intake has stopped (or failed): make sure everything else drains too.
+    shutdown.await;
+    tracing::info!("shutdown requested: stopping intake, finishing running scans");
     app.drain();
-    while tasks.join_next().await.is_some() {}
-    admin_server.1.notify_one();
-    if let Ok(Err(e)) = admin_server.0.await {
-        tracing::warn!(error = %e, "admin listener failed");
+    let deadline = tokio::time::Instant::now() + limits.shutdown_deadline;
+    let drained = tokio::time::timeout_at(deadline, async {
+        while listeners.join_next().await.is_some() {}
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            deadline = ?limits.shutdown_deadline,
+            "still busy at the shutdown deadline; stopping anyway (running jobs are retaken after their lease)"
+        );
+        listeners.abort_all();
+        tasks.abort_all();
     }
+    admin_stop.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(1), admin_server).await;
     app.store.close().await;
     tracing::info!("gantry serve stopped");
-    served.map_err(ServeError::Http)
+    Ok(())
+}
+
+/// Re-judges stored facts whose verdict is missing under the current bundle (at startup) or
+/// expired (an exception ran out; `scan.verdict_ttl`), then every minute.
+async fn reevaluate(app: Arc<App>) {
+    let mut every = tokio::time::interval(REEVALUATE_EVERY);
+    loop {
+        tokio::select! {
+            () = app.drained() => return,
+            _ = every.tick() => {}
+        }
+        match judge::reevaluate_stale(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                verdicts = n,
+                "re-judged stored facts (policy bundle changed or verdicts expired)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "re-evaluating stored verdicts failed"),
+        }
+    }
+}
+
+/// Hourly retention, and forgetting quiet callers of the rate limiter.
+async fn housekeeping(app: Arc<App>) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            () = app.drained() => return,
+            _ = every.tick() => {}
+        }
+        app.rate.forget_quiet();
+        if let Some(age) = app.settings.retention {
+            match app.store.prune(age).await {
+                Ok(p) if p == gantry_store::Pruned::default() => {}
+                Ok(p) => tracing::info!(
+                    jobs = p.jobs,
+                    events = p.events,
+                    notifications = p.notifications,
+                    "pruned finished bookkeeping"
+                ),
+                Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
+            }
+        }
+        if let Some(age) = app.settings.results_retention {
+            match app.store.prune_results(age).await {
+                Ok(p) if p == gantry_store::PrunedResults::default() => {}
+                Ok(p) => tracing::info!(
+                    reports = p.reports,
+                    sboms = p.sboms,
+                    tags = p.tags,
+                    "pruned images not seen within [retention] results"
+                ),
+                Err(e) => tracing::warn!(error = %e, "pruning results failed; will try again"),
+            }
+        }
+    }
 }

@@ -1,34 +1,24 @@
-//! The HTTPS listener of the admission webhook: rustls with a certificate that is re-read when
-//! its files change (cert-manager rotates the Secret; the kubelet updates the mounted files),
-//! serving an axum router over hyper connections.
-//!
-//! axum's own `serve` speaks plain TCP only, hence this accept loop: TLS handshake with a
-//! time limit (a client that never finishes its handshake must not hold a task forever), then
-//! one hyper HTTP/1.1 connection per socket, drained gracefully on shutdown.
+//! TLS of the admission listener: rustls with a certificate that is re-read when its files
+//! change (cert-manager rotates the Secret; the kubelet updates the mounted files), and — unless
+//! turned off on purpose — verification of the API server's client certificate, so that only
+//! the API server can send reviews (whose namespace and pull-secret claims Gantry acts on).
+//! The connections themselves are served by [`crate::listener::serve`].
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 /// How often the certificate files are checked for changes.
 const RELOAD_CHECK: Duration = Duration::from_secs(5);
-/// Longest TLS handshake allowed.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open connections get to finish their requests on shutdown.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -136,69 +126,119 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
+/// Who may connect to the admission listener.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// A client certificate signed by `ca` is required; with `names`, it must also carry one
+    /// of them as a DNS subject alternative name.
+    Verify { ca: PathBuf, names: Vec<String> },
+    /// Any client (configured so on purpose).
+    Anyone,
+}
+
 /// A TLS server config over `cert` (HTTP/1.1 only: what the API server's webhook client needs).
-pub fn server_config(cert: Arc<ReloadingCert>) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_cert_resolver(cert);
+pub fn server_config(
+    cert: Arc<ReloadingCert>,
+    clients: &ClientAuth,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
+    let builder = match clients {
+        ClientAuth::Anyone => builder.with_no_client_auth(),
+        ClientAuth::Verify { ca, names } => {
+            let pem = read(ca)?;
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(&pem) {
+                let c = c.map_err(|e| TlsError::Pem {
+                    path: ca.clone(),
+                    message: format!("not a PEM certificate bundle: {e}"),
+                })?;
+                roots.add(c)?;
+            }
+            if roots.is_empty() {
+                return Err(TlsError::Pem {
+                    path: ca.clone(),
+                    message: "no certificate in the file".to_string(),
+                });
+            }
+            let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::Pem {
+                    path: ca.clone(),
+                    message: format!("unusable client CA: {e}"),
+                })?;
+            builder.with_client_cert_verifier(Arc::new(NamedClients {
+                inner,
+                names: names.clone(),
+            }))
+        }
+    };
+    let mut config = builder.with_cert_resolver(cert);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
-/// Serves `router` over TLS on `listener` until `stop` resolves, then drains open connections.
-pub async fn serve(
-    listener: TcpListener,
-    config: Arc<ServerConfig>,
-    router: Router,
-    stop: impl Future<Output = ()>,
-) {
-    let acceptor = TlsAcceptor::from(config);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(stop);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: pause rather than spin.
-                    tracing::warn!(error = %e, "admission listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "admission TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "admission TLS handshake timed out");
-                    return;
-                }
-            };
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HANDSHAKE_TIMEOUT)
-                .serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "admission connection ended with an error");
-            }
-        });
+/// The CA's verdict on a client certificate, then the configured names. webpki checks DNS
+/// subject alternative names only (not the CN), which is what certificates made today carry.
+#[derive(Debug)]
+struct NamedClients {
+    inner: Arc<dyn ClientCertVerifier>,
+    names: Vec<String>,
+}
+
+impl ClientCertVerifier for NamedClients {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
     }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("admission connections still open after the drain timeout; closing them");
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.names.is_empty() {
+            return Ok(verified);
+        }
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        let named = self.names.iter().any(|n| {
+            ServerName::try_from(n.as_str())
+                .is_ok_and(|name| cert.verify_is_valid_for_subject_name(&name).is_ok())
+        });
+        if named {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }

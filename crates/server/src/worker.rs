@@ -150,7 +150,7 @@ async fn finish(app: &App, job: &Job, worker: &str, result: Result<JobOutcome, J
                 },
                 base_backoff: workers.backoff,
             };
-            let message = error_chain(&e);
+            let message = crate::error_chain(&e);
             match app.store.fail(job.id, worker, &message, retry).await {
                 Ok(FailOutcome::Retrying { not_before_ms }) => {
                     tracing::warn!(job = job.id, error = %message, not_before_ms, "scan failed; will retry");
@@ -164,19 +164,4 @@ async fn finish(app: &App, job: &Job, worker: &str, result: Result<JobOutcome, J
             }
         }
     }
-}
-
-/// `error: cause: cause`, for `last_error` and logs.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }

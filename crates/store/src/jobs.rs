@@ -763,6 +763,18 @@ impl Store {
         })
     }
 
+    /// Jobs waiting for a worker (what the intake's queue cap compares with).
+    pub async fn queued_jobs(&self) -> Result<u64, StoreError> {
+        const WHAT: &str = "count queued jobs";
+        let n: i64 = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
+                .fetch_one(pool)
+                .await
+                .map_err(query(WHAT))?
+        });
+        Ok(to_u64(n))
+    }
+
     /// Jobs per status (the `/metrics` gauges). A running job whose lease expired still counts
     /// as running until a worker reclaims it.
     pub async fn counts(&self) -> Result<QueueCounts, StoreError> {

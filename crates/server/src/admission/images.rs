@@ -1,7 +1,8 @@
 //! Which images an admitted object would run: every container kind of a Pod spec, and image
 //! volumes, wherever the object keeps its Pod spec.
 
-use k8s_openapi::api::core::v1::PodSpec;
+use gantry_model::Platform;
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, PodSpec};
 use serde_json::Value;
 
 /// Where in the Pod spec an image was named (shown in denials: "container app").
@@ -50,6 +51,10 @@ pub struct PodImages {
     pub uses: Vec<ImageUse>,
     /// Names of the Secrets in `imagePullSecrets`.
     pub pull_secrets: Vec<String>,
+    /// The platforms the pod can be scheduled on, when its spec says so exactly (a
+    /// `kubernetes.io/arch` node selector, or required node affinity whose every term names
+    /// architectures with `In`); `None`: any node.
+    pub platforms: Option<Vec<Platform>>,
 }
 
 /// The images of `object`, whose kind is `kind`, and the pull secrets it names.
@@ -73,6 +78,7 @@ pub fn images_of(kind: &str, object: &Value) -> Result<PodImages, ObjectError> {
         })?;
     Ok(PodImages {
         uses: from_spec(&spec),
+        platforms: placement(&spec),
         pull_secrets: spec
             .image_pull_secrets
             .iter()
@@ -108,6 +114,71 @@ fn from_spec(spec: &PodSpec) -> Vec<ImageUse> {
         }
     }
     uses
+}
+
+const ARCH: &str = "kubernetes.io/arch";
+const OS: &str = "kubernetes.io/os";
+
+/// The platforms a pod's node selection allows, when it names them exactly. Anything looser
+/// (no constraint, `NotIn`, one affinity term without the architecture) is `None`: the pod may
+/// land on any node, so every platform counts.
+fn placement(spec: &PodSpec) -> Option<Vec<Platform>> {
+    let selector = spec.node_selector.as_ref();
+    let os = selector
+        .and_then(|s| s.get(OS))
+        .cloned()
+        .unwrap_or_else(|| "linux".to_string());
+    let mut archs: Option<Vec<String>> =
+        selector.and_then(|s| s.get(ARCH)).map(|a| vec![a.clone()]);
+    let terms = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|r| &r.node_selector_terms);
+    if let Some(terms) = terms.filter(|t| !t.is_empty()) {
+        // Terms are ORed: the pod may use any of them, so each must pin the architecture.
+        let mut union: Vec<String> = Vec::new();
+        let mut exact = true;
+        for term in terms {
+            let ins: Vec<&NodeSelectorRequirement> = term
+                .match_expressions
+                .iter()
+                .flatten()
+                .filter(|e| e.key == ARCH && e.operator == "In")
+                .collect();
+            if ins.is_empty() {
+                exact = false;
+                break;
+            }
+            // Several requirements in one term are ANDed: the intersection.
+            let mut values: Vec<String> = ins[0].values.clone().unwrap_or_default();
+            for e in &ins[1..] {
+                let other = e.values.clone().unwrap_or_default();
+                values.retain(|v| other.contains(v));
+            }
+            union.extend(values);
+        }
+        if exact {
+            archs = Some(match archs {
+                // A node selector and affinity both apply.
+                Some(sel) => union.into_iter().filter(|a| sel.contains(a)).collect(),
+                None => union,
+            });
+        }
+    }
+    let mut archs = archs?;
+    archs.sort();
+    archs.dedup();
+    Some(
+        archs
+            .into_iter()
+            .filter_map(|arch| format!("{os}/{arch}").parse().ok())
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -173,6 +244,44 @@ mod tests {
     fn pull_secrets_are_named() {
         let object = json!({"spec": {"containers": [{"name": "a", "image": "x"}], "imagePullSecrets": [{"name": "regcred"}, {"name": ""}]}});
         assert_eq!(images_of("Pod", &object).unwrap().pull_secrets, ["regcred"]);
+    }
+
+    #[test]
+    fn node_selection_narrows_the_platforms_only_when_exact() {
+        let platforms = |spec: Value| {
+            images_of("Pod", &json!({"spec": spec}))
+                .unwrap()
+                .platforms
+                .map(|p| p.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        let c = json!([{"name": "a", "image": "x"}]);
+        assert_eq!(platforms(json!({"containers": c})), None);
+        assert_eq!(
+            platforms(json!({"containers": c, "nodeSelector": {"kubernetes.io/arch": "arm64"}})),
+            Some(vec!["linux/arm64".to_string()])
+        );
+        let affinity = |terms: Value| {
+            json!({"containers": c, "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}})
+        };
+        let arch_in = |values: Value| json!({"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": values}]});
+        assert_eq!(
+            platforms(affinity(json!([
+                arch_in(json!(["amd64"])),
+                arch_in(json!(["arm64", "amd64"]))
+            ]))),
+            Some(vec!["linux/amd64".to_string(), "linux/arm64".to_string()])
+        );
+        // One term without the architecture: the pod may land anywhere.
+        assert_eq!(
+            platforms(affinity(
+                json!([arch_in(json!(["amd64"])), {"matchExpressions": [
+                {"key": "zone", "operator": "In", "values": ["a"]}]}])
+            )),
+            None
+        );
+        let not_in = json!([{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "NotIn", "values": ["arm64"]}]}]);
+        assert_eq!(platforms(affinity(not_in)), None);
     }
 
     #[test]

@@ -1,46 +1,96 @@
 //! Registry credentials from a Pod's `imagePullSecrets`, read from the Kubernetes API with the
-//! service account Gantry runs as (RBAC: `get` on `secrets`, deploy/kubernetes/base/rbac.yaml).
+//! service account Gantry runs as.
 //!
-//! The client is written here rather than taken from `kube`: Gantry needs one GET of one
-//! Secret, and the `kube` client would bring a second HTTP stack and its config loading for it.
-//! The request is the in-cluster one every client makes: `https://$KUBERNETES_SERVICE_HOST:
-//! $KUBERNETES_SERVICE_PORT`, the service account token (re-read each time: it is rotated) and
-//! the cluster CA mounted beside it.
+//! Credentials belong to the namespace whose Secret holds them: they are looked up by
+//! (namespace, secret names, registry) each time, used only to pull for that namespace's pods
+//! (a job records the namespace and the secret names, never the credentials), and what such a
+//! pull finds is visible to that namespace only (`gantry_store::Scope::Namespace`). Secrets
+//! are kept in memory for a minute, so the scan a review starts — maybe on another replica,
+//! which reads them itself — and the next reviews do not each cost an API call.
 //!
-//! Credentials learnt from a Secret are kept in memory per registry for a few minutes, so the
-//! scan that the review starts (a job, maybe run a moment later) can pull with them. They are
-//! never written to the store.
+//! The API is reached as every in-cluster client does: `https://$KUBERNETES_SERVICE_HOST:
+//! $KUBERNETES_SERVICE_PORT`, the service account token (re-read for each request: the kubelet
+//! rotates it) and the cluster CA mounted beside it, through the `reqwest` client the registry
+//! code already uses (the `kube` client would bring a second HTTP stack and config loading for
+//! one GET).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// How long a Secret read from the API is reused.
 const SECRET_TTL: Duration = Duration::from_secs(60);
-/// How long credentials learnt from a Secret stay usable for pulls.
-const CREDENTIAL_TTL: Duration = Duration::from_secs(600);
-/// Largest Secret read (Kubernetes caps Secrets at 1 MiB of data).
-const MAX_SECRET_BYTES: u64 = 2 << 20;
+/// Largest Secret read (Kubernetes caps Secrets at 1 MiB of data; base64 and JSON add a third).
+const MAX_SECRET_BYTES: usize = 2 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const IO_TIMEOUT: Duration = Duration::from_secs(3);
+/// Whole request, body included: the API answers a GET of a Secret in milliseconds.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ENTRIES: usize = 10_000;
+
+/// Why the Kubernetes API did not give a Secret.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("reading the service account token {path}")]
+    Token {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("request to the Kubernetes API failed")]
+    Http(#[source] reqwest::Error),
+    #[error("the Kubernetes API answered {status}")]
+    Status { status: u16 },
+    #[error("the Secret is larger than {MAX_SECRET_BYTES} bytes")]
+    TooLarge,
+    #[error("the Secret is not JSON")]
+    Json(#[source] serde_json::Error),
+}
+
+/// Why no credentials came from a namespace's pull secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum PullSecretError {
+    /// Gantry does not run in a cluster (or was not given the API's address).
+    #[error(
+        "the pull secrets of namespace {namespace} cannot be read: Gantry is not in a Kubernetes cluster"
+    )]
+    NoCluster { namespace: String },
+    #[error("reading Secret {namespace}/{name}")]
+    Api {
+        namespace: String,
+        name: String,
+        #[source]
+        source: KubeError,
+    },
+    /// Every named Secret was read (or is absent, or Gantry may not read it) and none has
+    /// credentials for the registry.
+    #[error(
+        "none of the pull secrets {names:?} of namespace {namespace} holds credentials for {registry} (or Gantry may not read them: see docs/admission.md)"
+    )]
+    NoCredentials {
+        namespace: String,
+        names: Vec<String>,
+        registry: String,
+    },
+}
+
+impl PullSecretError {
+    /// An API failure may pass; a Secret that holds nothing for the registry will not.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PullSecretError::Api { .. })
+    }
+}
 
 /// The Kubernetes API, in-cluster.
 #[derive(Debug)]
 pub struct KubeApi {
-    host: String,
-    port: u16,
+    base: String,
     token_file: PathBuf,
-    tls: Arc<rustls::ClientConfig>,
+    client: reqwest::Client,
 }
 
 impl KubeApi {
@@ -63,100 +113,65 @@ impl KubeApi {
             .map_or_else(|| dir.join("ca.crt"), PathBuf::from);
         let ca = std::fs::read(&ca_file)
             .map_err(|e| format!("reading the cluster CA {}: {e}", ca_file.display()))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&ca) {
-            let cert = cert.map_err(|e| format!("{}: {e}", ca_file.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&ca)
+            .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate in the file", ca_file.display()));
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .tls_certs_only(certs)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            // A Secret GET is never redirected; a redirect would carry the token elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("building the Kubernetes API client: {e}"))?;
+        let host = host.trim_matches(['[', ']']);
+        let base = if host.contains(':') {
+            format!("https://[{host}]:{port}")
+        } else {
+            format!("https://{host}:{port}")
+        };
         Ok(Some(KubeApi {
-            host: host.trim_matches(['[', ']']).to_string(),
-            port,
+            base,
             token_file,
-            tls: Arc::new(tls),
+            client,
         }))
     }
 
     /// `GET /api/v1/namespaces/{namespace}/secrets/{name}`; `None` when it does not exist or
-    /// Gantry may not read it.
-    fn secret(&self, namespace: &str, name: &str) -> Result<Option<Value>, String> {
-        let token = std::fs::read_to_string(&self.token_file)
-            .map_err(|e| format!("reading {}: {e}", self.token_file.display()))?;
-        let addr = (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("resolving {}: {e}", self.host))?
-            .next()
-            .ok_or_else(|| format!("{} has no address", self.host))?;
-        let server_name =
-            ServerName::try_from(self.host.clone()).map_err(|e| format!("{}: {e}", self.host))?;
-        let conn = rustls::ClientConnection::new(Arc::clone(&self.tls), server_name)
-            .map_err(|e| e.to_string())?;
-        let tcp = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
-        tcp.set_read_timeout(Some(IO_TIMEOUT))
-            .and_then(|()| tcp.set_write_timeout(Some(IO_TIMEOUT)))
-            .map_err(|e| e.to_string())?;
-        let mut tls = rustls::StreamOwned::new(conn, tcp);
-        let request = format!(
-            "GET /api/v1/namespaces/{namespace}/secrets/{name} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\naccept: application/json\r\nuser-agent: gantry\r\nconnection: close\r\n\r\n",
-            self.host,
-            token.trim()
-        );
-        tls.write_all(request.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        match (&mut tls).take(MAX_SECRET_BYTES).read_to_end(&mut raw) {
-            Ok(_) => {}
-            // Servers may close without close_notify after `connection: close`.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-            Err(e) => return Err(format!("reading the API answer: {e}")),
-        }
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or("the API answer has no header end")?;
-        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-        let body = &raw[split + 4..];
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or("the API answer has no status")?;
-        match status {
+    /// Gantry may not read it (403: the namespace did not grant it).
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Value>, KubeError> {
+        let token =
+            std::fs::read_to_string(&self.token_file).map_err(|source| KubeError::Token {
+                path: self.token_file.clone(),
+                source,
+            })?;
+        let url = format!("{}/api/v1/namespaces/{namespace}/secrets/{name}", self.base);
+        let mut response = self
+            .client
+            .get(url)
+            .bearer_auth(token.trim())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(KubeError::Http)?;
+        match response.status().as_u16() {
             200 => {}
             403 | 404 => return Ok(None),
-            other => return Err(format!("the API answered {other}")),
+            status => return Err(KubeError::Status { status }),
         }
-        let body = if head.contains("transfer-encoding: chunked") {
-            dechunk(body).ok_or("malformed chunked body")?
-        } else {
-            body.to_vec()
-        };
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(KubeError::Http)? {
+            if body.len() + chunk.len() > MAX_SECRET_BYTES {
+                return Err(KubeError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
         serde_json::from_slice(&body)
             .map(Some)
-            .map_err(|e| format!("the Secret is not JSON: {e}"))
-    }
-}
-
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
+            .map_err(KubeError::Json)
     }
 }
 
@@ -179,101 +194,124 @@ fn docker_config(secret: &Value) -> Option<Vec<u8>> {
     }
 }
 
-fn valid_name(s: &str) -> bool {
+/// A Kubernetes object name (DNS subdomain): anything else is not asked for.
+pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !s.starts_with(['-', '.'])
 }
 
 /// Secrets read, by (namespace, name), with when; `None` when absent or unreadable.
 type SecretCache = HashMap<(String, String), (Instant, Option<Value>)>;
-/// User and password by registry, with when they were learnt.
-type CredentialCache = HashMap<String, (Instant, (String, String))>;
 
-/// Pull credentials learnt from the Secrets pods name.
+/// Reads pods' pull secrets.
 #[derive(Debug, Default)]
 pub struct PullSecrets {
-    api: Option<Arc<KubeApi>>,
+    api: Option<KubeApi>,
     secrets: Mutex<SecretCache>,
-    credentials: Mutex<CredentialCache>,
 }
 
 impl PullSecrets {
     /// Over `api` (`None`: outside a cluster; pods' pull secrets are then not read).
     pub fn new(api: Option<KubeApi>) -> PullSecrets {
         PullSecrets {
-            api: api.map(Arc::new),
-            ..PullSecrets::default()
+            api,
+            secrets: Mutex::default(),
         }
     }
 
-    /// Reads the Secrets `names` of `namespace` (cached briefly) and remembers the credentials
-    /// they hold for each of `registries`. Failures are logged: the pull is then anonymous
-    /// (or uses the configured credentials), as the kubelet would try.
-    pub async fn learn(&self, namespace: &str, names: &[String], registries: &[String]) {
-        let Some(api) = &self.api else { return };
-        if !valid_name(namespace) {
-            return;
+    /// Whether Secrets can be read at all.
+    pub fn in_cluster(&self) -> bool {
+        self.api.is_some()
+    }
+
+    async fn read(
+        &self,
+        api: &KubeApi,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, KubeError> {
+        let key = (namespace.to_string(), name.to_string());
+        let cached = self.secrets.lock().ok().and_then(|m| {
+            m.get(&key)
+                .filter(|(at, _)| at.elapsed() < SECRET_TTL)
+                .map(|(_, v)| v.clone())
+        });
+        if let Some(secret) = cached {
+            return Ok(secret);
         }
-        for name in names.iter().filter(|n| valid_name(n)) {
-            let key = (namespace.to_string(), name.clone());
-            let cached = self.secrets.lock().ok().and_then(|m| {
-                m.get(&key)
-                    .filter(|(at, _)| at.elapsed() < SECRET_TTL)
-                    .map(|(_, v)| v.clone())
+        let secret = api.secret(namespace, name).await?;
+        if let Ok(mut m) = self.secrets.lock() {
+            if m.len() >= MAX_ENTRIES {
+                m.clear();
+            }
+            m.insert(key, (Instant::now(), secret.clone()));
+        }
+        Ok(secret)
+    }
+
+    /// The credentials for `registry` in the first of `names` (Secrets of `namespace`) that
+    /// has some — as the kubelet tries a pod's pull secrets in order; `None` when none has.
+    pub async fn lookup(
+        &self,
+        namespace: &str,
+        names: &[String],
+        registry: &str,
+    ) -> Result<Option<(String, String)>, PullSecretError> {
+        let Some(api) = &self.api else {
+            return Err(PullSecretError::NoCluster {
+                namespace: namespace.to_string(),
             });
-            let secret = match cached {
-                Some(s) => s,
-                None => {
-                    let (api, ns, n) = (Arc::clone(api), namespace.to_string(), name.clone());
-                    let fetched = tokio::task::spawn_blocking(move || api.secret(&ns, &n))
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| r);
-                    let secret = match fetched {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::warn!(namespace, secret = %name, error = %e, "cannot read an imagePullSecret");
-                            None
-                        }
-                    };
-                    if let Ok(mut m) = self.secrets.lock() {
-                        if m.len() >= MAX_ENTRIES {
-                            m.clear();
-                        }
-                        m.insert(key, (Instant::now(), secret.clone()));
-                    }
-                    secret
+        };
+        if !valid_name(namespace) {
+            return Ok(None);
+        }
+        let mut failure = None;
+        for name in names.iter().filter(|n| valid_name(n)) {
+            let secret = match self.read(api, namespace, name).await {
+                Ok(s) => s,
+                Err(source) => {
+                    failure = Some(PullSecretError::Api {
+                        namespace: namespace.to_string(),
+                        name: name.clone(),
+                        source,
+                    });
+                    continue;
                 }
             };
             let Some(config) = secret.as_ref().and_then(docker_config) else {
                 continue;
             };
-            for registry in registries {
-                let origin = format!("secret {namespace}/{name}");
-                match gantry_registry::docker_config_credentials(&config, registry, &origin) {
-                    Ok(Some(creds)) => {
-                        if let Ok(mut m) = self.credentials.lock() {
-                            if m.len() >= MAX_ENTRIES {
-                                m.clear();
-                            }
-                            m.insert(registry.to_ascii_lowercase(), (Instant::now(), creds));
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "unusable imagePullSecret"),
-                }
+            let origin = format!("secret {namespace}/{name}");
+            match gantry_registry::docker_config_credentials(&config, registry, &origin) {
+                Ok(Some(creds)) => return Ok(Some(creds)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "unusable imagePullSecret"),
             }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(None),
         }
     }
 
-    /// Credentials for `registry` learnt in the last minutes, if any.
-    pub fn credentials(&self, registry: &str) -> Option<(String, String)> {
-        let m = self.credentials.lock().ok()?;
-        m.get(&registry.to_ascii_lowercase())
-            .filter(|(at, _)| at.elapsed() < CREDENTIAL_TTL)
-            .map(|(_, c)| c.clone())
+    /// [`PullSecrets::lookup`], where finding none is an error (a job that was queued to pull
+    /// with them).
+    pub async fn credentials(
+        &self,
+        namespace: &str,
+        names: &[String],
+        registry: &str,
+    ) -> Result<(String, String), PullSecretError> {
+        self.lookup(namespace, names, registry)
+            .await?
+            .ok_or_else(|| PullSecretError::NoCredentials {
+                namespace: namespace.to_string(),
+                names: names.to_vec(),
+                registry: registry.to_string(),
+            })
     }
 }
 
@@ -303,12 +341,10 @@ mod tests {
     }
 
     #[test]
-    fn chunked_bodies_and_names() {
-        assert_eq!(
-            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap(),
-            b"abcde"
-        );
-        assert!(dechunk(b"zz\r\n").is_none());
-        assert!(valid_name("regcred") && !valid_name("../x") && !valid_name("A"));
+    fn only_kubernetes_names_are_asked_for() {
+        assert!(valid_name("regcred") && valid_name("team-a.creds"));
+        for bad in ["../x", "A", "", "-x", "a/b", "a?b"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! | [`Bearer`](WebhookAuth::Bearer) | `Authorization: Bearer <token>` | Distribution, GitLab, Harbor (`auth_header`) |
 //! | [`Header`](WebhookAuth::Header) | `<name>: <value>` | any sender with custom static headers |
 //! | [`HmacSha256`](WebhookAuth::HmacSha256) | `<header>: [prefix]hex(HMAC-SHA256(secret, body))` | GitHub, CI jobs that sign |
+//! | [`Query`](WebhookAuth::Query) | `?<name>=<value>` in the URL | Docker Hub, Quay (they send no header; the URL is their only secret) |
 //!
 //! Every comparison of a secret is constant-time ([`subtle`]). Tokens are compared through
 //! their SHA-256 so the two sides have equal length and neither a length nor a prefix leaks;
@@ -50,8 +51,7 @@ impl fmt::Debug for Secret {
 /// How one webhook endpoint authenticates its callers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookAuth {
-    /// Anyone may call. For loopback tests, and senders that can send no header (Docker Hub,
-    /// Quay) when the network already restricts who reaches the endpoint.
+    /// Anyone may call: a loopback listener, or an endpoint configured so on purpose.
     None,
     /// `Authorization: Bearer <token>` (scheme case-insensitive).
     Bearer {
@@ -73,6 +73,14 @@ pub enum WebhookAuth {
         secret: Secret,
         /// What precedes the hex, e.g. `sha256=` for GitHub; `None` for bare hex.
         prefix: Option<String>,
+    },
+    /// A shared secret in the URL's query string, for senders that can set nothing but the
+    /// URL. Weaker than a header (URLs end up in proxy and registry logs): use it only there.
+    Query {
+        /// Query parameter name, e.g. `token`.
+        name: String,
+        /// The expected value.
+        value: Secret,
     },
 }
 
@@ -113,6 +121,11 @@ impl AuthError {
 pub trait HeaderLookup {
     /// The raw value of the first header called `name` (ASCII case-insensitive).
     fn header(&self, name: &str) -> Option<&[u8]>;
+
+    /// The request's raw query string (after `?`), for [`WebhookAuth::Query`].
+    fn query(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderLookup for [(K, V)] {
@@ -209,7 +222,28 @@ impl WebhookAuth {
                     .then_some(())
                     .ok_or_else(invalid)
             }
+            WebhookAuth::Query { name, value } => {
+                let what = format!("?{name}= query parameter");
+                let given = headers
+                    .query()
+                    .and_then(|q| {
+                        form_urlencoded::parse(q.as_bytes())
+                            .find(|(k, _)| k == name.as_str())
+                            .map(|(_, v)| v.into_owned())
+                    })
+                    .ok_or_else(|| AuthError::Missing {
+                        header: what.clone(),
+                    })?;
+                tokens_equal(given.as_bytes(), value.bytes())
+                    .then_some(())
+                    .ok_or(AuthError::Invalid { header: what })
+            }
         }
+    }
+
+    /// Whether anyone may call.
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self, WebhookAuth::None)
     }
 }
 
@@ -295,6 +329,41 @@ mod tests {
             );
             assert_eq!(comparisons(), before + 1, "{headers:?} skipped ct_equal");
         }
+    }
+
+    /// A query-string secret for senders that set only a URL (Docker Hub, Quay).
+    struct WithQuery(&'static str);
+
+    impl HeaderLookup for WithQuery {
+        fn header(&self, _: &str) -> Option<&[u8]> {
+            None
+        }
+        fn query(&self) -> Option<&str> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn query_secrets_are_compared_in_constant_time() {
+        let auth = WebhookAuth::Query {
+            name: "token".into(),
+            value: Secret::new("s3cr3t/+="),
+        };
+        for (query, ok) in [
+            ("token=s3cr3t%2F%2B%3D", true),
+            ("a=1&token=s3cr3t/%2B=", true),
+            ("token=s3cr3t", false),
+            ("token=", false),
+        ] {
+            let before = comparisons();
+            assert_eq!(auth.verify(&WithQuery(query), b"").is_ok(), ok, "{query}");
+            assert_eq!(comparisons(), before + 1, "{query}");
+        }
+        assert!(matches!(
+            auth.verify(&WithQuery("other=1"), b""),
+            Err(AuthError::Missing { .. })
+        ));
+        assert!(auth.verify(&[("token", "s3cr3t/+=")][..], b"").is_err());
     }
 
     #[test]
