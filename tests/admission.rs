@@ -978,7 +978,7 @@ fn every_platform_of_an_index_is_judged() {
         )
         .build()
         .unwrap();
-    Artifact::Index(index)
+    index
         .push(&registry, "multi/app", Some("v1"), None)
         .unwrap();
     let image = format!("{}/multi/app:v1", registry.host());

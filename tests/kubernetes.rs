@@ -583,7 +583,7 @@ fn assert_common(o: &Objects) {
     for rule in seq(&policy["spec"]["ingress"]).iter().skip(1) {
         assert!(
             !seq(&rule["from"]).is_empty(),
-            "8080 and 9090 are not open to all: {rule}"
+            "8080 and 9090 are not open to all: {rule:?}"
         );
     }
 

@@ -194,7 +194,7 @@ impl Reply {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -841,8 +841,9 @@ fn a_burst_of_events_scans_each_digest_exactly_once() {
         })
         .collect();
     let home = tempfile::tempdir().unwrap();
+    // One caller, on purpose: the per-address rate limit is not what this measures.
     let serve = ServeSetup::new(home.path())
-        .config("[workers]\nconcurrency = 4\n")
+        .config("[workers]\nconcurrency = 4\n[intake]\nrate_per_second = 100000\nburst = 100000\n")
         .start();
     let api = serve.api;
     let pushed = Arc::new(pushed);
@@ -1001,9 +1002,7 @@ fn a_policy_change_reevaluates_stored_facts_without_pulling() {
     ));
     assert_eq!(before.json()["decision"], "deny");
     assert!(
-        second
-            .log()
-            .contains("verdict changed under the new policy bundle"),
+        second.log().contains("verdict changed (new policy bundle"),
         "{}",
         second.log()
     );
@@ -1349,7 +1348,7 @@ fn the_api_can_require_a_token() {
     assert_eq!(get(serve.admin, "/readyz").status, 200);
 }
 
-fn try_get_with(base: SocketAddr, path: &str, authorization: &str) -> Reply {
+pub(crate) fn try_get_with(base: SocketAddr, path: &str, authorization: &str) -> Reply {
     reply(
         agent()
             .get(format!("http://{base}{path}"))
@@ -1357,4 +1356,338 @@ fn try_get_with(base: SocketAddr, path: &str, authorization: &str) -> Reply {
             .call()
             .unwrap(),
     )
+}
+
+// ---- secure by default (issue 11) ----
+
+/// Off loopback nothing starts open: without `[auth]` the service refuses to start and says
+/// what to set.
+#[test]
+fn an_open_listener_off_loopback_refuses_to_start() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(home.path().join("data"))
+        .env("HOME", home.path())
+        .env_remove("GANTRY_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[auth]") && err.contains("not a loopback address"),
+        "{err}"
+    );
+    assert!(
+        !home.path().join("data/gantry.db").exists(),
+        "nothing was opened"
+    );
+}
+
+/// One `[auth]` for everything: every sender inherits it (Docker Hub answered 202 to anyone
+/// while generic and API auth were set), a sender sets its own or opts out only explicitly,
+/// and `/metrics` takes it too.
+#[test]
+fn every_sender_the_api_and_metrics_inherit_the_default_auth() {
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path())
+        .config(
+            r#"
+[auth]
+type = "bearer"
+token = "the-token"
+[webhooks.dockerhub.auth]
+type = "query"
+value = "hub-secret"
+[webhooks.quay.auth]
+type = "none"
+[workers]
+concurrency = 0
+"#,
+        )
+        .start();
+    let body = br#"{"image": "127.0.0.1:1/inherit/app:v1"}"#;
+    let json = ("content-type", "application/json");
+    for sender in ["generic", "distribution", "harbor", "gitlab", "dockerhub"] {
+        let r = post(serve.api, &format!("/webhooks/{sender}"), &[json], body);
+        assert_eq!(r.status, 401, "{sender}: {}", r.body);
+    }
+    let r = post(
+        serve.api,
+        "/webhooks/generic",
+        &[json, ("authorization", "Bearer the-token")],
+        body,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Docker Hub can set only a URL: its own secret, in the query string.
+    let hub = json!({
+        "callback_url": "https://registry.hub.docker.com/u/inherit/app/hook/x/",
+        "push_data": {"pushed_at": 1, "pusher": "me", "tag": "v1"},
+        "repository": {"repo_name": "inherit/app", "namespace": "inherit", "name": "app"}
+    })
+    .to_string();
+    let r = post(
+        serve.api,
+        "/webhooks/dockerhub?token=nope",
+        &[json],
+        hub.as_bytes(),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = post(
+        serve.api,
+        "/webhooks/dockerhub?token=hub-secret",
+        &[json],
+        hub.as_bytes(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Quay opted out in so many words: anonymous there only.
+    let quay = json!({
+        "repository": "inherit/app", "namespace": "inherit", "name": "app",
+        "docker_url": "127.0.0.1:1/inherit/app", "homepage": "x",
+        "updated_tags": ["v1"]
+    })
+    .to_string();
+    let r = post(serve.api, "/webhooks/quay", &[json], quay.as_bytes());
+    assert_eq!(r.status, 202, "{}", r.body);
+    // The API and /metrics, with the same token; the probes stay open.
+    assert_eq!(serve.get("/v1/jobs/1").status, 401);
+    assert_eq!(
+        try_get_with(serve.api, "/v1/jobs/1", "Bearer the-token").status,
+        200
+    );
+    let m = get(serve.admin, "/metrics");
+    assert_eq!(m.status, 401, "{}", m.body);
+    assert!(!m.body.contains("gantry_"), "{}", m.body);
+    let m = try_get_with(serve.admin, "/metrics", "Bearer the-token");
+    assert_eq!(m.status, 200);
+    assert!(m.body.contains("gantry_webhook_events_total"), "{}", m.body);
+    assert_eq!(get(serve.admin, "/healthz").status, 200);
+    assert_eq!(get(serve.admin, "/readyz").status, 200);
+}
+
+/// One request cannot queue a thousand scans, one caller cannot flood, and a full queue
+/// says so (429, Retry-After) instead of growing without end.
+#[test]
+fn floods_are_refused_with_429() {
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path())
+        .config(
+            r#"
+[intake]
+max_images_per_request = 2
+max_queued = 2
+rate_per_second = 1
+burst = 5
+[workers]
+concurrency = 0
+"#,
+        )
+        .start();
+    let json = [("content-type", "application/json")];
+    let images = |names: &[&str]| {
+        json!({"images": names.iter().map(|n| format!("127.0.0.1:1/flood/{n}:v1")).collect::<Vec<_>>()})
+            .to_string()
+    };
+    let r = post(
+        serve.api,
+        "/webhooks/generic",
+        &json,
+        images(&["a", "b", "c"]).as_bytes(),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "too-many-images");
+    let r = post(
+        serve.api,
+        "/webhooks/generic",
+        &json,
+        images(&["a", "b"]).as_bytes(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Two queued: the queue is full for new work.
+    let r = post(
+        serve.api,
+        "/webhooks/generic",
+        &json,
+        images(&["c"]).as_bytes(),
+    );
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "queue-full");
+    assert!(r.header("retry-after").is_some());
+    let r = serve.post_json("/v1/scan", &json!({"image": "127.0.0.1:1/flood/d:v1"}));
+    assert_eq!(r.status, 429, "{}", r.body);
+    // Once the burst of five is spent, the caller waits for the rate.
+    let again = || {
+        post(
+            serve.api,
+            "/webhooks/generic",
+            &json,
+            images(&["e"]).as_bytes(),
+        )
+    };
+    let mut r = again();
+    for _ in 0..3 {
+        if r.json()["error"]["code"] == "rate-limited" {
+            break;
+        }
+        r = again();
+    }
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "rate-limited", "{}", r.body);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+}
+
+/// A client that opens a connection and sends its headers slowly (or not at all) is cut off
+/// at the header timeout, and cannot hold up a shutdown past the deadline.
+#[test]
+fn slow_clients_are_cut_off_and_cannot_hold_up_shutdown() {
+    use std::io::Write as _;
+    let home = tempfile::tempdir().unwrap();
+    let mut serve = ServeSetup::new(home.path())
+        .config("[http]\nheader_timeout = \"1s\"\nshutdown_deadline = \"3s\"\n")
+        .start();
+    for listener in [serve.api, serve.admin] {
+        let mut slow = std::net::TcpStream::connect(listener).unwrap();
+        slow.write_all(b"GET /v1/jobs/1 HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let _ = slow.read_to_end(&mut buf);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "{listener}: open for {took:?}"
+        );
+    }
+    // Idle connections stay open until SIGTERM; the service still stops in time.
+    let _idle = std::net::TcpStream::connect(serve.api).unwrap();
+    let _partial = {
+        let mut s = std::net::TcpStream::connect(serve.api).unwrap();
+        s.write_all(b"POST /webhooks/generic HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+            .unwrap();
+        s
+    };
+    let started = Instant::now();
+    let status = serve.terminate();
+    assert!(status.success(), "{status:?}\n{}", serve.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A verdict that an exception made holds only until the exception expires: then the
+/// same stored facts are judged again, and the image is denied — by the API and the
+/// re-evaluation alike, with no new pull.
+#[test]
+fn an_expired_exception_stops_allowing() {
+    let registry = RegistryHarness::start().unwrap();
+    let pushed = root_image("expiring")
+        .push(&registry, "waived/app", Some("v1"), None)
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let expires = gantry_sbom::rfc3339(now + 5);
+    let data = home.path().join("data.json");
+    std::fs::write(
+        &data,
+        json!({"gantry": {"exceptions": [{"code": "root-user", "reason": "migrating", "expires": expires}]}})
+            .to_string(),
+    )
+    .unwrap();
+    let serve = ServeSetup::new(home.path())
+        .config(&format!("policy_data = {:?}\n", data.display().to_string()))
+        .start();
+    let image = format!("{}/waived/app:v1", registry.host());
+    let r = serve.post_json("/v1/scan", &json!({"image": image}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["decision"], "allow", "{v}");
+    let waived: Vec<&str> = v["verdict"]["waived"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["finding"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(waived, ["root-user"]);
+    assert!(
+        v["valid_until"].as_str().unwrap() <= expires.as_str(),
+        "{v}"
+    );
+    drop(registry);
+    std::thread::sleep(Duration::from_secs(6));
+    let path = format!(
+        "/v1/images/{}/verdict?reference={image}&mode=api",
+        pushed.digest
+    );
+    let after = serve.get(&path);
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(after.json()["decision"], "deny", "{}", after.body);
+    assert!(codes(&after.json()["verdict"]["violations"]).contains(&"root-user".to_string()));
+}
+
+/// The data directory and the database are Gantry's alone (they were 0755 and 0644).
+#[test]
+fn stored_data_is_readable_by_gantry_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path()).start();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let data = home.path().join("data");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("layer-cache")), 0o700);
+    for file in ["gantry.db", "gantry.db-wal", "gantry.db-shm"] {
+        let path = data.join(file);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{file}");
+        }
+    }
+    assert!(data.join("gantry.db").exists());
+    drop(serve);
+}
+
+/// `GET /v1/images` comes a page at a time.
+#[test]
+fn image_listings_are_paged() {
+    let registry = RegistryHarness::start().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path()).start();
+    for i in 0..3 {
+        good_image(&format!("paged-{i}"))
+            .push(&registry, "paged/app", Some(&format!("v{i}")), None)
+            .unwrap();
+        let r = serve.post_json(
+            "/v1/scan",
+            &json!({"image": format!("{}/paged/app:v{i}", registry.host())}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let base = format!(
+        "/v1/images?repository={}/paged/app&limit=2",
+        registry.host()
+    );
+    let first = serve.get(&base).json();
+    assert_eq!(first["images"].as_array().unwrap().len(), 2, "{first}");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = serve.get(&format!("{base}&cursor={cursor}")).json();
+    assert_eq!(second["images"].as_array().unwrap().len(), 1, "{second}");
+    assert!(second["next_cursor"].is_null());
+    assert_eq!(serve.get(&format!("{base}&cursor=garbage")).status, 400);
+    assert_eq!(
+        serve.get("/v1/images?repository=x/y&limit=100000").status,
+        400
+    );
 }
