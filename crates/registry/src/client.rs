@@ -397,54 +397,12 @@ impl Client {
         Ok(useful)
     }
 
-    /// A realm is where the registry's credentials go: HTTPS unless the registry itself may
-    /// be spoken to in plain HTTP, and on an address the policy allows (a realm on the
-    /// registry's own host shares its listing, whatever the port).
     fn check_realm(&self, realm: &str, ctx: &Ctx) -> Result<Url, RegistryError> {
-        let url = Url::parse(realm).map_err(|e| {
-            ctx.protocol(
-                format!("token realm {realm:?} is not a URL"),
-                Some(Box::new(e)),
-            )
-        })?;
-        let realm_host = url
-            .host_str()
-            .unwrap_or("")
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let registry_port = self
-            .image
-            .registry()
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse().ok());
-        let registry_plain_ok = plain_http_allowed(
-            self.image.host(),
-            registry_port,
-            &self.insecure,
-            &self.egress,
+        let url = check_realm(realm, &self.image, &self.insecure, &self.egress, ctx)?;
+        egress::note_cross_host_realm(
+            self.base.host_str().unwrap_or(""),
+            url.host_str().unwrap_or(""),
         );
-        match url.scheme() {
-            "https" => {}
-            "http" if registry_plain_ok => {}
-            "http" => {
-                return Err(RegistryError::InsecureRealm {
-                    registry: self.image.registry().to_string(),
-                    realm: url.to_string(),
-                });
-            }
-            other => {
-                return Err(ctx.protocol(
-                    format!("token realm {realm:?} has scheme {other:?}, not https"),
-                    None,
-                ));
-            }
-        }
-        let same_host = realm_host.eq_ignore_ascii_case(self.image.host());
-        if !(same_host && self.egress.lists_registry(&self.image)) {
-            self.egress.check_url(&url).map_err(|r| ctx.refused(r))?;
-        }
-        egress::note_cross_host_realm(self.base.host_str().unwrap_or(""), &realm_host);
         Ok(url)
     }
 
@@ -506,6 +464,56 @@ impl Client {
             renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_RENEW_MARGIN),
         })
     }
+}
+
+/// A realm is where the registry's credentials go: HTTPS unless the registry itself may
+/// be spoken to in plain HTTP, and on an address the policy allows (a realm on the
+/// registry's own host shares its listing, whatever the port).
+fn check_realm(
+    realm: &str,
+    image: &ImageRef,
+    insecure: &[String],
+    egress: &Egress,
+    ctx: &Ctx,
+) -> Result<Url, RegistryError> {
+    let url = Url::parse(realm).map_err(|e| {
+        ctx.protocol(
+            format!("token realm {realm:?} is not a URL"),
+            Some(Box::new(e)),
+        )
+    })?;
+    let realm_host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let registry_port = image
+        .registry()
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok());
+    let registry_plain_ok = plain_http_allowed(image.host(), registry_port, insecure, egress);
+    match url.scheme() {
+        "https" => {}
+        "http" if registry_plain_ok => {}
+        "http" => {
+            return Err(RegistryError::InsecureRealm {
+                registry: image.registry().to_string(),
+                realm: url.to_string(),
+            });
+        }
+        other => {
+            return Err(ctx.protocol(
+                format!("token realm {realm:?} has scheme {other:?}, not https"),
+                None,
+            ));
+        }
+    }
+    let same_host = realm_host.eq_ignore_ascii_case(image.host());
+    if !(same_host && egress.lists_registry(image)) {
+        egress.check_url(&url).map_err(|r| ctx.refused(r))?;
+    }
+    Ok(url)
 }
 
 /// A challenge as the header says it, before the realm is checked.
@@ -739,6 +747,108 @@ mod tests {
             Transport::HttpsOnly
         );
         assert!(insecure_listed("::1", Some(5000), &list(&["[::1]:5000"])));
+    }
+
+    #[test]
+    fn token_realms_need_https_and_an_allowed_address() {
+        let c = ctx(
+            &image("registry.example.com/o/app"),
+            &FetchLimits::default(),
+            "repository",
+            String::new(),
+        );
+        let public = Egress::public_only();
+        let none: Vec<String> = vec![];
+        let check = |realm: &str, img: &str, insecure: &[String], egress: &Egress| {
+            check_realm(realm, &image(img), insecure, egress, &c).map(|u| u.to_string())
+        };
+        // HTTPS on a public host: fine, on any host.
+        check(
+            "https://auth.example.org/token",
+            "registry.example.com/o/app",
+            &none,
+            &public,
+        )
+        .unwrap();
+        // Plain HTTP for an HTTPS-only registry: its credentials would travel in clear.
+        let e = check(
+            "http://auth.example.org/token",
+            "registry.example.com/o/app",
+            &none,
+            &public,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "insecure-token-realm", "{e}");
+        assert!(
+            e.to_string().contains("http://auth.example.org/token"),
+            "{e}"
+        );
+        // … unless the registry is insecure-listed, or a loopback registry the policy lists.
+        let insecure = vec!["registry.example.com".to_string()];
+        check(
+            "http://auth.example.org/token",
+            "registry.example.com/o/app",
+            &insecure,
+            &public,
+        )
+        .unwrap();
+        let named = image("127.0.0.1:5000/o/app");
+        let listed = Egress::permissive(Some(&named), vec![]);
+        check(
+            "http://127.0.0.1:5001/token",
+            "127.0.0.1:5000/o/app",
+            &none,
+            &listed,
+        )
+        .unwrap();
+        // A loopback registry that is not listed gets no plain-HTTP realm, nor a loopback one.
+        assert_eq!(
+            check(
+                "http://127.0.0.1:5001/token",
+                "127.0.0.1:5000/o/app",
+                &none,
+                &public
+            )
+            .unwrap_err()
+            .code(),
+            "insecure-token-realm"
+        );
+        let e = check(
+            "https://127.0.0.1:5001/token",
+            "127.0.0.1:5000/o/app",
+            &none,
+            &public,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "address-not-allowed", "{e}");
+        // The realm's host passes the address check: a private or metadata address is refused
+        // for a public registry, before anything connects.
+        for realm in [
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.0.0.1/token",
+            "https://[::ffff:127.0.0.1]/token",
+        ] {
+            let e = check(realm, "registry.example.com/o/app", &none, &public).unwrap_err();
+            assert_eq!(e.code(), "address-not-allowed", "{realm}: {e}");
+        }
+        // Not a URL, or another scheme.
+        assert_eq!(
+            check("token", "registry.example.com/o/app", &none, &public)
+                .unwrap_err()
+                .code(),
+            "registry-protocol-error"
+        );
+        assert_eq!(
+            check(
+                "file:///etc/passwd",
+                "registry.example.com/o/app",
+                &none,
+                &public
+            )
+            .unwrap_err()
+            .code(),
+            "registry-protocol-error"
+        );
     }
 
     #[test]
