@@ -1042,3 +1042,31 @@ fn hostile_timeouts_are_answered_in_time() {
     }
     assert!(!cluster.serve.log().contains("panicked"));
 }
+
+/// A review cannot be used to scan ports: a closed port and a port where something other
+/// than a registry answers give the same message (the precise error goes to the log).
+#[test]
+fn registry_failures_do_not_say_what_answered() {
+    let home = tempfile::tempdir().unwrap();
+    let cluster = start(home.path(), "");
+    let listening = cluster.serve.admin; // answers HTTP, but is no registry
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let message = |uid: &str, addr: SocketAddr| {
+        let r = cluster.review(
+            "10s",
+            &review(uid, "Pod", "apps", &[&format!("{addr}/probe/x:1")]),
+        );
+        assert_eq!(r["allowed"], false, "{r}");
+        violations(&r).replace(&addr.to_string(), "ADDR")
+    };
+    let a = message("closed", closed);
+    let b = message("listening", listening);
+    assert!(a.contains("registry-unavailable"), "{a}");
+    assert_eq!(a, b);
+    for revealing in ["connect", "refused", "protocol", "json", "404"] {
+        assert!(!a.to_lowercase().contains(revealing), "{revealing}: {a}");
+    }
+}

@@ -180,3 +180,88 @@ fn broken_registries_are_clear_errors() {
     let closed = FaultyRegistry::start(Fault::Close).unwrap();
     expect_error(cache.path(), &["inspect", &closed.reference("a/b", "v1")]);
 }
+
+/// An image's own base-image annotation names a host on this machine: the CLI's base lookup
+/// must not connect there (only the named image's registry is allowed whatever its address)
+/// unless `--allow-registry` lists it.
+#[test]
+fn base_lookup_reaches_a_label_named_host_only_when_allowed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let registry = RegistryHarness::start().unwrap();
+    // Stands in for a service on loopback: counts connections and hangs up at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    {
+        let accepted = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+    }
+    let image = ImageBuilder::new()
+        .annotation(
+            "org.opencontainers.image.base.name",
+            &format!("127.0.0.1:{port}/base:1"),
+        )
+        .annotation(
+            "org.opencontainers.image.base.digest",
+            &gantry_testkit::sha256(b"base").to_string(),
+        )
+        .layer(LayerBuilder::new(Compression::Gzip).file("etc/hostname", "x"))
+        .build()
+        .unwrap();
+    image
+        .push(&registry, "team/based", Some("v1"), None)
+        .unwrap();
+    let reference = registry.reference("team/based", "v1");
+    let cache = tempfile::tempdir().unwrap();
+
+    let out = crate::util::gantry(cache.path(), &["scan", &reference, "--format", "json"]);
+    assert!(
+        stdout(&out).contains(&image.manifest_digest.to_string()),
+        "the image itself was scanned: {}",
+        stderr(&out)
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "{}", stderr(&out));
+
+    let allow = format!("127.0.0.1:{port}");
+    let out = crate::util::gantry(
+        cache.path(),
+        &[
+            "scan",
+            &reference,
+            "--format",
+            "json",
+            "--allow-registry",
+            &allow,
+        ],
+    );
+    assert!(
+        stdout(&out).contains(&image.manifest_digest.to_string()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        accepted.load(Ordering::SeqCst) > 0,
+        "the listed host was asked"
+    );
+
+    let err = expect_error(
+        cache.path(),
+        &[
+            "inspect",
+            &reference,
+            "--allow-registry",
+            "https://x.example",
+        ],
+    );
+    assert!(
+        err.contains("--allow-registry") && err.contains("scheme"),
+        "{err}"
+    );
+}

@@ -136,7 +136,7 @@ impl<'a> ServeSetup<'a> {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         // Tests talk to 127.0.0.1 only: the base images the fixtures name are not fetched.
-        let toml = self.config.clone().unwrap_or_default();
+        let toml = allow_loopback_registries(&self.config.clone().unwrap_or_default());
         let toml = format!("{toml}\n[scan]\nbase_lookup = false\n");
         let path = self.home.join(format!("gantry-{}.toml", toml.len()));
         std::fs::write(&path, toml).unwrap();
@@ -180,6 +180,24 @@ impl<'a> ServeSetup<'a> {
             child,
             log,
         }
+    }
+}
+
+/// The harness registries are on 127.0.0.1, which `gantry serve` refuses unless listed: list
+/// it in `[registry] allow` (inside the test's own `[registry]` table when it has one), as a
+/// deployment lists its private registries.
+pub(crate) fn allow_loopback_registries(toml: &str) -> String {
+    const ALLOW: &str = "allow = [\"127.0.0.1\"]";
+    if toml.lines().any(|l| l.trim() == "[registry]") {
+        toml.lines()
+            .flat_map(|l| {
+                let extra = (l.trim() == "[registry]").then_some(ALLOW);
+                std::iter::once(l).chain(extra)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        format!("{toml}\n[registry]\n{ALLOW}\n")
     }
 }
 

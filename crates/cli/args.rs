@@ -58,8 +58,18 @@ pub enum Format {
 /// Where images come from and how to reach them (shared by every command that reads images).
 #[derive(Debug, Args)]
 pub struct SourceArgs {
+    /// Allow this registry whatever its address (HOST, HOST:PORT, HOST/NAMESPACE, or * for
+    /// every host); repeatable. The named image's registry is always allowed; other hosts (a
+    /// base image a label names) only on public addresses unless listed here.
+    #[arg(
+        long = "allow-registry",
+        value_name = "HOST[/NS]",
+        env = "GANTRY_ALLOW_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub allow_registries: Vec<String>,
     /// Allow plain HTTP to this registry host (host or host:port); repeatable. Loopback hosts
-    /// (localhost, 127.0.0.0/8, ::1) are always allowed.
+    /// (localhost, 127.0.0.0/8, ::1) are allowed when the registry is (see --allow-registry).
     #[arg(
         long = "insecure-registry",
         value_name = "HOST",

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use gantry_registry::{ImageSource, SourceOptions};
+use gantry_registry::{AllowRule, Egress, ImageSource, SourceOptions};
 use gantry_scan::{LayerCache, ScanOptions, Scanner};
 use gantry_store::DirLayerCache;
 
@@ -35,15 +35,34 @@ async fn open_source(
     args: &SourceArgs,
     scan: &ScanArgs,
 ) -> anyhow::Result<Arc<dyn ImageSource>> {
-    let opts = source_options(args, scan);
+    let opts = source_options(image, args, scan)?;
     gantry_registry::open(image, &opts)
         .await
         .with_context(|| format!("opening {image}"))
 }
 
 /// Registry options from the arguments (credentials, insecure hosts, fetch limits).
-fn source_options(args: &SourceArgs, scan: &ScanArgs) -> SourceOptions {
+///
+/// The user names the image on their own machine, so its registry is allowed whatever its
+/// address (a registry on 127.0.0.1 or the office network); a host that something else names —
+/// a base-image label — is reached only on public addresses unless `--allow-registry` lists it.
+fn source_options(
+    image: &gantry_registry::SourceRef,
+    args: &SourceArgs,
+    scan: &ScanArgs,
+) -> anyhow::Result<SourceOptions> {
+    let named = match image {
+        gantry_registry::SourceRef::Registry(r) => Some(r),
+        _ => None,
+    };
+    let extra = args
+        .allow_registries
+        .iter()
+        .map(|rule| rule.parse::<AllowRule>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("--allow-registry")?;
     let mut opts = SourceOptions {
+        egress: Egress::permissive(named, extra),
         insecure_registries: args.insecure_registries.clone(),
         docker_config: args.docker_config.clone(),
         credentials: args.username.clone().zip(args.password.clone()),
@@ -54,7 +73,7 @@ fn source_options(args: &SourceArgs, scan: &ScanArgs) -> SourceOptions {
         &mut gantry_layer::Limits::default(),
         &mut opts.limits,
     );
-    opts
+    Ok(opts)
 }
 
 /// Builds a scanner with the cache the arguments ask for.

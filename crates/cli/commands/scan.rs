@@ -45,7 +45,11 @@ pub async fn run(args: ScanCommandArgs) -> anyhow::Result<ExitCode> {
         .base_lookup
         .unwrap_or(matches!(args.image, SourceRef::Registry(_)));
     if base_lookup {
-        gate = gate.with_base_lookup(super::source_options(&args.source, &args.scan));
+        gate = gate.with_base_lookup(super::source_options(
+            &args.image,
+            &args.source,
+            &args.scan,
+        )?);
     }
     let context = Context {
         now: gantry_sbom::now(),

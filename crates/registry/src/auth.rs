@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::egress::DOCKER_HUB_HOSTS;
 use crate::error::RegistryError;
 
 /// Largest `config.json` read. Real ones hold a handful of registries (well under 64 KiB);
@@ -13,8 +14,6 @@ use crate::error::RegistryError;
 const MAX_DOCKER_CONFIG_BYTES: u64 = 1 << 20;
 /// The key Docker writes for Docker Hub (`docker login` without a server).
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
-/// Spellings of Docker Hub's registry host in `auths` keys.
-const DOCKER_HUB_HOSTS: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
 
 /// Credentials to present to a registry.
 #[derive(Clone, PartialEq, Eq)]

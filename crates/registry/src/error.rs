@@ -1,12 +1,13 @@
-//! The one error type of this crate, and the one place oci-client's and reqwest's errors are
-//! turned into it.
+//! The one error type of this crate, and the one place reqwest's errors and the registry's
+//! error envelopes are turned into it.
 
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use gantry_model::{Platform, ReferenceError};
-use oci_client::errors::{DigestError as OciDigestError, OciDistributionError, OciErrorCode};
+
+use crate::egress::Refused;
 
 /// A boxed foreign error kept as a `#[source]`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -180,6 +181,50 @@ pub enum RegistryError {
         #[source]
         source: Option<BoxError>,
     },
+    /// An allowlist is configured and the reference matches none of its rules. Nothing was
+    /// connected to.
+    #[error(
+        "registry {registry} is not allowed ({reference} matches no rule of the registry allowlist); add {registry} or a {registry}/NAMESPACE prefix to [registry] allow (serve) or --allow-registry (CLI)"
+    )]
+    RegistryNotAllowed {
+        /// The reference as given.
+        reference: String,
+        /// Its registry host (with port).
+        registry: String,
+    },
+    /// A host the registry client was about to connect to (the registry, a redirect target, a
+    /// token realm) is on an address that is reached only when listed (loopback, link-local,
+    /// private, …), or a redirect led somewhere it may not go.
+    #[error(
+        "registry {registry}: connection to {host} refused: {reason}; list the host to allow it ([registry] allow or --allow-registry)"
+    )]
+    AddressNotAllowed {
+        /// The registry being read.
+        registry: String,
+        /// The host refused (the registry itself, or a host it sent Gantry to).
+        host: String,
+        /// Why (the address and its class, a port not listed, plain HTTP).
+        reason: String,
+    },
+    /// The token realm of a registry is plain HTTP, and the registry is neither listed as
+    /// insecure nor an allowed loopback registry: its credentials would travel in clear.
+    #[error(
+        "registry {registry} asks for tokens from {realm} over plain HTTP; refused (list the registry as insecure if that is intended)"
+    )]
+    InsecureRealm {
+        /// Registry host.
+        registry: String,
+        /// The realm URL the registry named.
+        realm: String,
+    },
+    /// A registry allowlist rule could not be parsed.
+    #[error("registry allow rule {rule:?}: {reason}")]
+    InvalidAllowRule {
+        /// The rule as written.
+        rule: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Anything else the registry or client got wrong (unexpected status, bad token response, …).
     #[error("registry {registry}: {detail}")]
     Protocol {
@@ -228,7 +273,56 @@ impl RegistryError {
             RegistryError::Io { .. } => "io-error",
             RegistryError::Config { .. } => "invalid-docker-config",
             RegistryError::Protocol { .. } => "registry-protocol-error",
+            RegistryError::RegistryNotAllowed { .. } => "registry-not-allowed",
+            RegistryError::AddressNotAllowed { .. } => "address-not-allowed",
+            RegistryError::InsecureRealm { .. } => "insecure-token-realm",
+            RegistryError::InvalidAllowRule { .. } => "invalid-allow-rule",
         }
+    }
+
+    /// The code to show a caller who named the image but does not operate Gantry (an API
+    /// caller, a webhook sender, an admission review).
+    ///
+    /// Errors that depend only on what the caller asked, or on the content of a registry that
+    /// answered as a registry, keep their [`code`](RegistryError::code). Everything that tells
+    /// what is listening at a host — nothing (`connect-failed`), something slow (`timeout`),
+    /// something that is not a registry (`registry-protocol-error`, `invalid-json`), plain HTTP,
+    /// a 5xx, an address class the edge refused — becomes one `registry-unavailable`, so the
+    /// gate cannot be used to scan ports or map a network. Operators still see the precise
+    /// error in logs.
+    pub fn public_code(&self) -> &'static str {
+        match self {
+            RegistryError::InvalidSource { .. }
+            | RegistryError::Unauthorized { .. }
+            | RegistryError::NotFound { .. }
+            | RegistryError::TooManyRequests { .. }
+            | RegistryError::RegistryNotAllowed { .. }
+            | RegistryError::TooLarge { .. }
+            | RegistryError::DigestMismatch { .. }
+            | RegistryError::SizeMismatch { .. }
+            | RegistryError::NoMatchingPlatform { .. }
+            | RegistryError::Ambiguous { .. }
+            | RegistryError::MalformedImage { .. }
+            | RegistryError::UnsupportedMediaType { .. } => self.code(),
+            RegistryError::Server { .. }
+            | RegistryError::Timeout { .. }
+            | RegistryError::Connect { .. }
+            | RegistryError::InsecureNotAllowed { .. }
+            | RegistryError::InvalidJson { .. }
+            | RegistryError::Archive { .. }
+            | RegistryError::Io { .. }
+            | RegistryError::Config { .. }
+            | RegistryError::Protocol { .. }
+            | RegistryError::AddressNotAllowed { .. }
+            | RegistryError::InsecureRealm { .. }
+            | RegistryError::InvalidAllowRule { .. } => "registry-unavailable",
+        }
+    }
+
+    /// Whether [`public_code`](RegistryError::public_code) keeps the precise code, so the
+    /// message may be shown to the caller too; otherwise show a fixed text.
+    pub fn is_public(&self) -> bool {
+        self.public_code() == self.code()
     }
 
     /// Whether retrying the same request later may succeed (timeouts, 5xx, 429, connection errors).
@@ -301,7 +395,19 @@ impl Ctx {
         }
     }
 
-    fn protocol(&self, detail: impl Into<String>, source: Option<BoxError>) -> RegistryError {
+    pub(crate) fn refused(&self, refused: Refused) -> RegistryError {
+        RegistryError::AddressNotAllowed {
+            registry: self.registry.clone(),
+            host: refused.host,
+            reason: refused.reason,
+        }
+    }
+
+    pub(crate) fn protocol(
+        &self,
+        detail: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> RegistryError {
         RegistryError::Protocol {
             registry: self.registry.clone(),
             detail: detail.into(),
@@ -309,20 +415,19 @@ impl Ctx {
         }
     }
 
-    /// Maps an HTTP status that is not a success (shared by oci-client's errors and ours).
-    pub(crate) fn status(&self, status: u16, codes: &[OciErrorCode]) -> RegistryError {
+    /// Maps an HTTP status that is not a success, with the codes of the registry's error
+    /// envelope (`{"errors":[{"code":"MANIFEST_UNKNOWN",…}]}`, distribution-spec).
+    pub(crate) fn status(&self, status: u16, codes: &[String]) -> RegistryError {
         // The error envelope's code is more precise than the status (a 404 can be an unknown
         // repository or an unknown manifest).
         for code in codes {
-            match code {
-                OciErrorCode::Unauthorized | OciErrorCode::Denied => return self.unauthorized(),
-                OciErrorCode::NameUnknown => return self.not_found("repository"),
-                OciErrorCode::ManifestUnknown
-                | OciErrorCode::BlobUnknown
-                | OciErrorCode::ManifestBlobUnknown => {
+            match code.to_ascii_uppercase().as_str() {
+                "UNAUTHORIZED" | "DENIED" => return self.unauthorized(),
+                "NAME_UNKNOWN" => return self.not_found("repository"),
+                "MANIFEST_UNKNOWN" | "BLOB_UNKNOWN" | "MANIFEST_BLOB_UNKNOWN" => {
                     return self.not_found(self.what);
                 }
-                OciErrorCode::Toomanyrequests => {
+                "TOOMANYREQUESTS" => {
                     return RegistryError::TooManyRequests {
                         registry: self.registry.clone(),
                     };
@@ -351,8 +456,16 @@ impl Ctx {
     }
 }
 
-/// Converts a reqwest transport error.
+/// Converts a reqwest transport error. A refusal of the edge (the resolver's or the redirect
+/// policy's) travels inside it and is found first.
 pub(crate) fn from_reqwest(err: reqwest::Error, ctx: &Ctx) -> RegistryError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(e) = cause {
+        if let Some(refused) = e.downcast_ref::<Refused>() {
+            return ctx.refused(refused.clone());
+        }
+        cause = e.source();
+    }
     if err.is_timeout() {
         let after = if err.is_connect() {
             ctx.connect_timeout
@@ -374,79 +487,6 @@ pub(crate) fn from_reqwest(err: reqwest::Error, ctx: &Ctx) -> RegistryError {
         return ctx.status(status.as_u16(), &[]);
     }
     ctx.protocol("request failed", Some(Box::new(err)))
-}
-
-/// Converts an oci-client error: the one place where its variants are interpreted.
-pub(crate) fn from_oci(err: OciDistributionError, ctx: &Ctx) -> RegistryError {
-    match err {
-        OciDistributionError::AuthenticationFailure(reason) => {
-            tracing::debug!(registry = %ctx.registry, %reason, "token request refused");
-            ctx.unauthorized()
-        }
-        OciDistributionError::UnauthorizedError { .. } => ctx.unauthorized(),
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<OciErrorCode> = envelope.errors.into_iter().map(|e| e.code).collect();
-            // The client drops the status for 4xx answers that carry an envelope; 400 is the
-            // neutral guess, so only the envelope codes decide.
-            ctx.status(400, &codes)
-        }
-        OciDistributionError::ServerError { code, .. } => ctx.status(code, &[]),
-        OciDistributionError::RequestError(e) => from_reqwest(e, ctx),
-        OciDistributionError::DigestError(OciDigestError::VerificationError {
-            expected,
-            actual,
-        }) => RegistryError::DigestMismatch {
-            what: format!("{} {}", ctx.what, ctx.reference),
-            expected,
-            actual,
-        },
-        OciDistributionError::IoError(e) => from_stream_io(e, ctx),
-        other => {
-            let detail = match &other {
-                OciDistributionError::RegistryTokenDecodeError(_) => {
-                    "token response could not be decoded"
-                }
-                OciDistributionError::SpecViolationError(_) => {
-                    "answer violates the distribution spec"
-                }
-                OciDistributionError::UrlParseError(_) => "invalid URL",
-                _ => "client error",
-            };
-            ctx.protocol(detail, Some(Box::new(other)))
-        }
-    }
-}
-
-/// Converts an error from a blob byte stream (oci-client reports transport errors and its own
-/// digest verification as `io::Error`).
-pub(crate) fn from_stream_io(err: io::Error, ctx: &Ctx) -> RegistryError {
-    if err.get_ref().is_some_and(|e| e.is::<reqwest::Error>()) {
-        return match err.into_inner().map(|b| b.downcast::<reqwest::Error>()) {
-            Some(Ok(e)) => from_reqwest(*e, ctx),
-            Some(Err(other)) => ctx.protocol("blob stream failed", Some(other)),
-            None => ctx.protocol("blob stream failed", None),
-        };
-    }
-    if err.get_ref().is_some_and(|e| e.is::<OciDigestError>()) {
-        if let Some(Ok(OciDigestError::VerificationError { expected, actual })) = err
-            .into_inner()
-            .map(|b| b.downcast::<OciDigestError>().map(|b| *b))
-        {
-            return RegistryError::DigestMismatch {
-                what: format!("{} {}", ctx.what, ctx.reference),
-                expected,
-                actual,
-            };
-        }
-        return ctx.protocol("blob digest could not be verified", None);
-    }
-    if err.kind() == io::ErrorKind::TimedOut {
-        return RegistryError::Timeout {
-            registry: ctx.registry.clone(),
-            after: ctx.read_timeout,
-        };
-    }
-    ctx.protocol("blob stream failed", Some(Box::new(err)))
 }
 
 #[cfg(test)]
@@ -547,6 +587,23 @@ mod tests {
                 detail: s(),
                 source: None,
             },
+            RegistryError::RegistryNotAllowed {
+                reference: s(),
+                registry: s(),
+            },
+            RegistryError::AddressNotAllowed {
+                registry: s(),
+                host: s(),
+                reason: s(),
+            },
+            RegistryError::InsecureRealm {
+                registry: s(),
+                realm: s(),
+            },
+            RegistryError::InvalidAllowRule {
+                rule: s(),
+                reason: s(),
+            },
         ]
     }
 
@@ -575,20 +632,17 @@ mod tests {
             RegistryError::NotFound { what: "tag", .. }
         ));
         assert!(matches!(
-            c.status(404, &[OciErrorCode::NameUnknown]),
+            c.status(404, &["NAME_UNKNOWN".into()]),
             RegistryError::NotFound {
                 what: "repository",
                 ..
             }
         ));
         assert!(matches!(
-            c.status(400, &[OciErrorCode::ManifestUnknown]),
+            c.status(400, &["MANIFEST_UNKNOWN".into()]),
             RegistryError::NotFound { what: "tag", .. }
         ));
-        assert_eq!(
-            c.status(400, &[OciErrorCode::Denied]).code(),
-            "unauthorized"
-        );
+        assert_eq!(c.status(400, &["DENIED".into()]).code(), "unauthorized");
         assert_eq!(c.status(429, &[]).code(), "rate-limited");
         assert!(matches!(
             c.status(503, &[]),
@@ -598,66 +652,28 @@ mod tests {
     }
 
     #[test]
-    fn maps_oci_client_errors() {
-        let c = ctx();
-        let e = from_oci(
-            OciDistributionError::AuthenticationFailure("bad password".into()),
-            &c,
-        );
-        assert!(
-            matches!(e, RegistryError::Unauthorized { ref registry, .. } if registry == "ghcr.io")
-        );
-        let e = from_oci(
-            OciDistributionError::UnauthorizedError { url: "u".into() },
-            &c,
-        );
-        assert_eq!(e.code(), "unauthorized");
-        let env: oci_client::errors::OciEnvelope = serde_json::from_str(
-            r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}"#,
-        )
-        .unwrap();
-        let e = from_oci(
-            OciDistributionError::RegistryError {
-                envelope: env,
-                url: "u".into(),
-            },
-            &ctx(),
-        );
-        assert!(matches!(e, RegistryError::NotFound { .. }));
-        let e = from_oci(
-            OciDistributionError::ServerError {
-                code: 502,
-                url: "u".into(),
-                message: "bad gateway".into(),
-            },
-            &c,
-        );
-        assert!(matches!(e, RegistryError::Server { status: 502, .. }));
-        let e = from_oci(
-            OciDistributionError::DigestError(OciDigestError::VerificationError {
-                expected: "sha256:a".into(),
-                actual: "sha256:b".into(),
-            }),
-            &c,
-        );
-        assert!(
-            matches!(e, RegistryError::DigestMismatch { ref expected, .. } if expected == "sha256:a")
-        );
-        let e = from_oci(
-            OciDistributionError::RegistryTokenDecodeError("x".into()),
-            &c,
-        );
-        assert_eq!(e.code(), "registry-protocol-error");
-        assert!(std::error::Error::source(&e).is_some());
-        let stream_err = io::Error::other(OciDigestError::VerificationError {
-            expected: "sha256:a".into(),
-            actual: "sha256:b".into(),
-        });
-        assert_eq!(from_stream_io(stream_err, &c).code(), "digest-mismatch");
-        assert_eq!(
-            from_stream_io(io::Error::from(io::ErrorKind::TimedOut), &c).code(),
-            "timeout"
-        );
+    fn public_codes_do_not_tell_what_answered() {
+        for e in samples() {
+            let public = e.public_code();
+            match e.code() {
+                "connect-failed"
+                | "timeout"
+                | "registry-protocol-error"
+                | "invalid-json"
+                | "insecure-registry-not-allowed"
+                | "registry-server-error"
+                | "address-not-allowed"
+                | "insecure-token-realm" => {
+                    assert_eq!(public, "registry-unavailable", "{}", e.code());
+                    assert!(!e.is_public());
+                }
+                "not-found" | "unauthorized" | "registry-not-allowed" | "digest-mismatch" => {
+                    assert_eq!(public, e.code());
+                    assert!(e.is_public());
+                }
+                _ => {}
+            }
+        }
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //!
 //! One trait, [`ImageSource`], over four kinds of source, named by a [`SourceRef`]:
 //!
-//! - a **registry** (through `oci-client`): anonymous, basic, or bearer-token auth with
-//!   credentials given explicitly or found in Docker's `config.json`; HTTPS required except for
-//!   loopback and listed insecure registries;
+//! - a **registry** (through the crate's own small Distribution client over reqwest):
+//!   anonymous, basic, or bearer-token auth with credentials given explicitly or found in
+//!   Docker's `config.json`; HTTPS required except for listed insecure registries and loopback
+//!   registries the policy allows;
 //! - an **OCI layout** directory (`oci:DIR[:TAG]`);
 //! - an **oci-archive** (`oci-archive:FILE[:TAG]`), read in place by seeking into the tar;
 //! - a **docker-archive** (`docker-archive:FILE[:REPO:TAG]`, `docker save` output), with a
@@ -28,11 +29,19 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Every failure is a [`RegistryError`] with a stable [`RegistryError::code`].
+//! Every host a registry source connects to passes the [`Egress`] policy of its
+//! [`SourceOptions`]: an allowlist of registries ([`AllowRule`]) checked before connecting, and
+//! address checks on the resolved addresses, every redirect hop and the token realm (loopback,
+//! link-local, private and other non-public ranges only for listed hosts).
+//!
+//! Every failure is a [`RegistryError`] with a stable [`RegistryError::code`], and a
+//! [`RegistryError::public_code`] that is safe to show to callers.
 
 mod auth;
+mod client;
 mod docker_archive;
 mod document;
+mod egress;
 mod error;
 mod layout;
 mod local;
@@ -42,6 +51,7 @@ mod source;
 
 pub use auth::docker_config_credentials;
 pub use document::Document;
+pub use egress::{AddressClass, AllowRule, Egress, HostResolver, SystemResolver};
 pub use error::{BoxError, RegistryError};
 pub use resolve::{IndexInfo, MAX_INDEX_DEPTH, ResolvedImage, resolve_all_platforms, resolve_one};
 pub use source::{BlobStream, FetchLimits, ImageSource, SourceOptions, SourceRef, open};

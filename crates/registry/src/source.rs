@@ -12,6 +12,7 @@ use gantry_model::ImageRef;
 use gantry_model::oci::Descriptor;
 
 use crate::document::Document;
+use crate::egress::Egress;
 use crate::error::RegistryError;
 
 /// Where an image is read from.
@@ -223,9 +224,14 @@ impl Default for FetchLimits {
 /// How to reach a source.
 #[derive(Clone, Default)]
 pub struct SourceOptions {
+    /// Which registry hosts may be connected to, and on which addresses (default: public
+    /// addresses only). Checked by [`open`] before connecting, and on every address, redirect
+    /// and token realm the registry client meets.
+    pub egress: Egress,
     /// Registries allowed over plain HTTP, as `host` (any port) or `host:port`. Loopback
-    /// registries (`localhost`, `127.0.0.0/8`, `::1`) are always allowed, as Docker allows them.
-    /// These registries are still tried over HTTPS first, without certificate verification.
+    /// registries (`localhost`, `127.0.0.0/8`, `::1`) that `egress` lists are allowed too, as
+    /// Docker allows them. These registries are still tried over HTTPS first, without
+    /// certificate verification.
     pub insecure_registries: Vec<String>,
     /// Docker `config.json` to take credentials from (a file, or a directory holding
     /// `config.json`). Default: `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`.
@@ -239,6 +245,7 @@ pub struct SourceOptions {
 impl fmt::Debug for SourceOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SourceOptions")
+            .field("egress", &self.egress)
             .field("insecure_registries", &self.insecure_registries)
             .field("docker_config", &self.docker_config)
             .field(
@@ -287,8 +294,8 @@ pub trait ImageSource: Send + Sync + fmt::Debug {
     async fn blob(&self, desc: &Descriptor) -> Result<BlobStream, RegistryError>;
 }
 
-/// Opens a source: connects and authenticates to a registry, or indexes a local layout or
-/// archive. Nothing is downloaded yet.
+/// Opens a source: connects and authenticates to a registry (after checking it against
+/// `opts.egress`), or indexes a local layout or archive. Nothing is downloaded yet.
 pub async fn open(
     source: &SourceRef,
     opts: &SourceOptions,

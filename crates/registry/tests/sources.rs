@@ -5,15 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gantry_model::oci::{Compression, DocumentKind, media_type};
 use gantry_model::{Digest, Platform};
 use gantry_registry::{
-    FetchLimits, ImageSource, RegistryError, ResolvedImage, SourceOptions, SourceRef, open,
-    resolve_all_platforms, resolve_one,
+    AllowRule, Egress, FetchLimits, HostResolver, ImageSource, RegistryError, ResolvedImage,
+    SourceOptions, SourceRef, open, resolve_all_platforms, resolve_one,
 };
 use gantry_testkit::{
     Artifact, Auth, BuiltImage, BuiltIndex, DockerArchiveStyle, Fault, FaultyRegistry,
@@ -59,8 +62,13 @@ fn platform(s: &str) -> Platform {
     s.parse().unwrap()
 }
 
+/// The harness registries and stubs are on 127.0.0.1: list it, as a deployment lists its
+/// private registries (the default policy refuses loopback).
 fn opts() -> SourceOptions {
-    SourceOptions::default()
+    SourceOptions {
+        egress: Egress::allowlist(vec!["127.0.0.1".parse().unwrap()]),
+        ..SourceOptions::default()
+    }
 }
 
 fn short_limits() -> FetchLimits {
@@ -1082,22 +1090,529 @@ async fn lying_registries() {
     assert_eq!(doc.media_type.as_deref(), Some(media_type::OCI_MANIFEST));
     assert_eq!(code(root("absent").await), "not-found");
 
-    // Blobs: the stream carries a RegistryError inside the io::Error.
+    // Blobs come raw: the client does not hash them (the layer walker verifies the digest as
+    // it reads — tests/hostile.rs `blob_digest_mismatch_names_the_layer_and_both_digests`), so
+    // a tampered blob arrives as the registry sent it.
     let src = open_str(&format!("{addr}/a:no-header"), &o).await.unwrap();
     let manifest = src.root().await.unwrap().manifest.unwrap();
     let mut out = Vec::new();
-    let io_err = src
-        .blob(&manifest.layers[0])
+    src.blob(&manifest.layers[0])
         .await
         .unwrap()
         .read_to_end(&mut out)
         .await
-        .unwrap_err();
-    let err = RegistryError::from_io_ref(&io_err).unwrap_or_else(|| panic!("{io_err}"));
-    assert_eq!(err.code(), "digest-mismatch", "{err}");
+        .unwrap();
+    assert_eq!(out, tampered);
+    assert_ne!(sha256(&out), manifest.layers[0].digest);
     let err = src.blob(&manifest.layers[1]).await.err().unwrap();
     assert!(
         matches!(err, RegistryError::SizeMismatch { actual: 3, .. }),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbound edge: allowlist, address checks, redirects, token realms
+
+/// A loopback listener that counts the connections it accepts and records each request head,
+/// answering every request with `reply`.
+struct Recorder {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    async fn start(reply: Canned) -> Recorder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (count, seen) = (Arc::clone(&accepted), Arc::clone(&heads));
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let (seen, reply) = (Arc::clone(&seen), reply.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                        if head.first() == Some(&0x16) || head.len() > 64 * 1024 {
+                            return;
+                        }
+                    }
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&head).into_owned());
+                    let mut out = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", reply.status);
+                    for (k, v) in &reply.headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    out.push_str(&format!("Content-Length: {}\r\n\r\n", reply.body.len()));
+                    let _ = sock.write_all(out.as_bytes()).await;
+                    let _ = sock.write_all(&reply.body).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        Recorder {
+            addr,
+            accepted,
+            heads,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+fn rules(list: &[&str]) -> Vec<AllowRule> {
+    list.iter().map(|r| r.parse().unwrap()).collect()
+}
+
+fn with_egress(egress: Egress) -> SourceOptions {
+    SourceOptions {
+        egress,
+        limits: short_limits(),
+        ..SourceOptions::default()
+    }
+}
+
+/// Resolves every name it knows to its address, counting lookups; unknown names fail.
+#[derive(Debug, Default)]
+struct FixedResolver {
+    names: BTreeMap<String, IpAddr>,
+    lookups: AtomicUsize,
+}
+
+impl HostResolver for FixedResolver {
+    fn lookup(
+        &self,
+        host: &str,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        let found = self.names.get(host).copied();
+        let host = host.to_string();
+        Box::pin(async move {
+            found
+                .map(|ip| vec![ip])
+                .ok_or_else(|| std::io::Error::other(format!("no such host {host}")))
+        })
+    }
+}
+
+fn resolving(names: &[(&str, &str)]) -> Arc<FixedResolver> {
+    Arc::new(FixedResolver {
+        names: names
+            .iter()
+            .map(|(n, ip)| (n.to_string(), ip.parse().unwrap()))
+            .collect(),
+        lookups: AtomicUsize::new(0),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_outside_the_allowlist_are_refused_before_connecting() {
+    let listener = Recorder::start(canned(b"{}".to_vec(), vec![])).await;
+    let o = with_egress(Egress::allowlist(rules(&["ghcr.io/my-org", "localhost:1"])));
+    for reference in [
+        format!("127.0.0.1:{}/my-org/app:1", listener.port()),
+        format!("localhost:{}/my-org/app:1", listener.port()),
+        "ghcr.io/my-organisation/app:1".to_string(),
+    ] {
+        let err = open_str(&reference, &o).await.unwrap_err();
+        assert_eq!(err.code(), "registry-not-allowed", "{reference}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("[registry] allow") && text.contains("--allow-registry"),
+            "{text}"
+        );
+        // The caller may see this one: it depends only on the name asked for.
+        assert_eq!(err.public_code(), "registry-not-allowed");
+    }
+    assert_eq!(listener.connections(), 0, "nothing was connected to");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_is_refused_unless_listed() {
+    let listener = Recorder::start(canned(b"{}".to_vec(), vec![])).await;
+    let port = listener.port();
+    // The default policy: public addresses only. A name that resolves to loopback, an IPv4
+    // literal, an IPv6 literal, an IPv4-mapped IPv6 literal.
+    let public = with_egress(Egress::public_only());
+    for reference in [
+        format!("localhost:{port}/a:1"),
+        format!("127.0.0.1:{port}/a:1"),
+        format!("[::1]:{port}/a:1"),
+        format!("[::ffff:127.0.0.1]:{port}/a:1"),
+    ] {
+        let err = open_str(&reference, &public).await.unwrap_err();
+        assert_eq!(err.code(), "address-not-allowed", "{reference}: {err}");
+        assert!(err.to_string().contains("loopback"), "{err}");
+        assert_eq!(err.public_code(), "registry-unavailable");
+    }
+    // An allowlist that lists other hosts refuses it as not listed.
+    let other = with_egress(Egress::allowlist(rules(&["127.0.0.1:1"])));
+    assert_eq!(
+        code(open_str(&format!("127.0.0.1:{port}/a:1"), &other).await),
+        "registry-not-allowed"
+    );
+    assert_eq!(listener.connections(), 0, "nothing was connected to");
+
+    // Listed, it is reached (and spoken to over plain HTTP, as a loopback registry).
+    let registry = RegistryHarness::start().unwrap();
+    let img = image("listed");
+    img.push(&registry, "gantry/listed", Some("v1"), None)
+        .unwrap();
+    let by_name = format!("localhost:{}/gantry/listed:v1", registry.addr().port());
+    for egress in [
+        Egress::allowlist(rules(&["localhost"])),
+        Egress::permissive(Some(&by_name.parse().unwrap()), vec![]),
+        Egress::permissive(None, rules(&["*"])),
+    ] {
+        let got = resolve_str(&by_name, &with_egress(egress), None)
+            .await
+            .unwrap();
+        assert_eq!(got.manifest_digest, img.manifest_digest);
+    }
+    // The CLI's permissive policy trusts the named registry only: another loopback port is
+    // refused (a base-image label could name it).
+    let named: gantry_model::ImageRef = by_name.parse().unwrap();
+    let cli = with_egress(Egress::permissive(Some(&named), vec![]));
+    assert_eq!(
+        code(open_str(&format!("localhost:{port}/a:1"), &cli).await),
+        "address-not-allowed"
+    );
+    assert_eq!(
+        code(
+            open_str(
+                &format!("127.0.0.1:{}/gantry/listed:v1", registry.addr().port()),
+                &cli
+            )
+            .await
+        ),
+        "address-not-allowed"
+    );
+    assert_eq!(listener.connections(), 0);
+}
+
+/// DNS rebinding needs a check on one lookup and a connection on another. Here the only
+/// lookup is the resolver's, inside the connection: whatever the name resolves to when
+/// connecting is what is checked. So the test drives that path with names that resolve to
+/// loopback (a public first answer would make the test connect off this machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_checked_on_the_address_they_connect_to() {
+    let listener = Recorder::start(canned(b"{}".to_vec(), vec![])).await;
+    let port = listener.port();
+    let resolver = resolving(&[("registry.rebind.test", "127.0.0.1"), ("meta.test", "::1")]);
+    let o = with_egress(Egress::public_only().with_resolver(resolver.clone()));
+    for name in ["registry.rebind.test", "meta.test"] {
+        let err = open_str(&format!("{name}:{port}/a:1"), &o)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "address-not-allowed", "{err}");
+        assert!(err.to_string().contains(name), "{err}");
+    }
+    assert!(
+        resolver.lookups.load(Ordering::SeqCst) >= 2,
+        "the resolver was asked"
+    );
+    assert_eq!(listener.connections(), 0, "nothing was connected to");
+
+    // Listed, the name connects to exactly the address the resolver gave: the real registry.
+    let registry = RegistryHarness::start().unwrap();
+    let img = image("rebind");
+    img.push(&registry, "gantry/rebind", Some("v1"), None)
+        .unwrap();
+    let o = SourceOptions {
+        insecure_registries: vec!["registry.rebind.test".into()],
+        ..with_egress(
+            Egress::allowlist(rules(&["registry.rebind.test"])).with_resolver(resolver.clone()),
+        )
+    };
+    let s = format!(
+        "registry.rebind.test:{}/gantry/rebind:v1",
+        registry.addr().port()
+    );
+    let got = resolve_str(&s, &o, None).await.unwrap();
+    assert_eq!(got.manifest_digest, img.manifest_digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_hops_are_checked() {
+    let layer = |i: u32| LayerBuilder::new(Compression::Gzip).file("f", format!("{i}"));
+    let img = ImageBuilder::new()
+        .layer(layer(0))
+        .layer(layer(1))
+        .layer(layer(2))
+        .layer(layer(3))
+        .build()
+        .unwrap();
+    let layers = &img.layers;
+    let target = Recorder::start(canned(layers[3].blob().to_vec().unwrap(), vec![])).await;
+    let p = target.port();
+    let hop = |location: String| Canned {
+        status: 307,
+        headers: vec![("Location", location)],
+        body: vec![],
+        no_length: false,
+    };
+    let mut routes = BTreeMap::from([(
+        "/v2/a/manifests/v1".to_string(),
+        canned(img.manifest.clone(), manifest_headers(&img.manifest, None)),
+    )]);
+    for (layer, location) in layers.iter().zip([
+        // An unlisted port of the listed loopback host (an IP literal: no resolver involved).
+        format!("https://127.0.0.1:{p}/blob"),
+        // A name that resolves to loopback.
+        format!("https://localhost:{p}/blob"),
+        // Loopback as an IPv4-mapped IPv6 literal.
+        format!("https://[::ffff:127.0.0.1]:{p}/blob"),
+        // Plain HTTP to a host that is not allowed it.
+        format!("http://127.0.0.1:{p}/blob"),
+    ]) {
+        routes.insert(format!("/v2/a/blobs/{}", layer.digest), hop(location));
+    }
+    let addr = stub(routes).await;
+    let named: gantry_model::ImageRef = format!("{addr}/a:v1").parse().unwrap();
+    let o = with_egress(Egress::permissive(Some(&named), vec![]));
+    let src = open_str(&format!("{addr}/a:v1"), &o).await.unwrap();
+    let manifest = src.root().await.unwrap().manifest.unwrap();
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        let err = src.blob(layer).await.err().unwrap();
+        assert_eq!(err.code(), "address-not-allowed", "layer {i}: {err}");
+        assert_eq!(err.public_code(), "registry-unavailable");
+    }
+    assert_eq!(target.connections(), 0, "no hop was followed");
+
+    // Listing the target lets the plain-HTTP hop to loopback through.
+    let o = with_egress(Egress::permissive(
+        Some(&named),
+        rules(&[&format!("127.0.0.1:{p}")]),
+    ));
+    let src = open_str(&format!("{addr}/a:v1"), &o).await.unwrap();
+    assert_eq!(
+        read_blob(src.as_ref(), &manifest.layers[3]).await,
+        layers[3].blob().to_vec().unwrap()
+    );
+    assert_eq!(target.connections(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_follow_a_redirect_to_another_host() {
+    let img = image("creds");
+    let layer = &img.layers[0];
+    let storage = Recorder::start(canned(layer.blob().to_vec().unwrap(), vec![])).await;
+    let registry_heads = Arc::new(Mutex::new(Vec::new()));
+    // The registry: Basic challenge on /v2/, the manifest, and a blob that lives elsewhere.
+    let routes = BTreeMap::from([
+        (
+            "/v2/".to_string(),
+            Canned {
+                status: 401,
+                headers: vec![("WWW-Authenticate", r#"Basic realm="r""#.to_string())],
+                body: vec![],
+                no_length: false,
+            },
+        ),
+        (
+            "/v2/a/manifests/v1".to_string(),
+            canned(img.manifest.clone(), manifest_headers(&img.manifest, None)),
+        ),
+        (
+            format!("/v2/a/blobs/{}", layer.digest),
+            Canned {
+                status: 307,
+                headers: vec![(
+                    "Location",
+                    format!("http://localhost:{}/storage/blob", storage.port()),
+                )],
+                body: vec![],
+                no_length: false,
+            },
+        ),
+    ]);
+    let addr = stub_recording(routes, Arc::clone(&registry_heads)).await;
+    let named: gantry_model::ImageRef = format!("{addr}/a:v1").parse().unwrap();
+    let o = SourceOptions {
+        credentials: Some(("alice".into(), "s3cret".into())),
+        ..with_egress(Egress::permissive(
+            Some(&named),
+            rules(&[&format!("localhost:{}", storage.port())]),
+        ))
+    };
+    let src = open_str(&format!("{addr}/a:v1"), &o).await.unwrap();
+    let manifest = src.root().await.unwrap().manifest.unwrap();
+    assert_eq!(
+        read_blob(src.as_ref(), &manifest.layers[0]).await,
+        layer.blob().to_vec().unwrap()
+    );
+    let auth = format!("authorization: basic {}", base64_encode(b"alice:s3cret")).to_lowercase();
+    let sent = registry_heads.lock().unwrap().clone();
+    assert!(
+        sent.iter().any(|h| h.to_lowercase().contains(&auth)),
+        "the registry got its credentials: {sent:?}"
+    );
+    let storage_heads = storage.heads();
+    assert_eq!(storage_heads.len(), 1, "{storage_heads:?}");
+    assert!(
+        !storage_heads[0].to_lowercase().contains("authorization"),
+        "credentials followed the redirect: {storage_heads:?}"
+    );
+}
+
+/// Like [`stub`], recording each request head in `heads`.
+async fn stub_recording(
+    routes: BTreeMap<String, Canned>,
+    heads: Arc<Mutex<Vec<String>>>,
+) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = stub(routes).await;
+    // A relay that records heads and forwards bytes to the stub.
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let heads = Arc::clone(&heads);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                    if head.first() == Some(&0x16) || head.len() > 64 * 1024 {
+                        return;
+                    }
+                }
+                heads
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = up.write_all(&head).await;
+                let _ = tokio::io::copy_bidirectional(&mut sock, &mut up).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A writer for a tracing subscriber that keeps what is logged.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+// current_thread: the subscriber set here is the thread's default, and every task of the test
+// runs on this thread.
+#[tokio::test]
+async fn token_realms_are_checked_and_cross_host_ones_warned_once() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let img = image("realm");
+    let token = Recorder::start(canned(
+        br#"{"token":"t0k","expires_in":300}"#.to_vec(),
+        vec![("Content-Type", "application/json".to_string())],
+    ))
+    .await;
+    let bearer = |realm: String| Canned {
+        status: 401,
+        headers: vec![(
+            "WWW-Authenticate",
+            format!(r#"Bearer realm="{realm}",service="svc""#),
+        )],
+        body: vec![],
+        no_length: false,
+    };
+    let manifest = canned(img.manifest.clone(), manifest_headers(&img.manifest, None));
+    // A realm on another host (localhost, not 127.0.0.1), listed.
+    let cross = stub(BTreeMap::from([
+        (
+            "/v2/".to_string(),
+            bearer(format!("http://localhost:{}/token", token.port())),
+        ),
+        ("/v2/a/manifests/v1".to_string(), manifest.clone()),
+    ]))
+    .await;
+    let o = with_egress(Egress::allowlist(rules(&[
+        "127.0.0.1",
+        &format!("localhost:{}", token.port()),
+    ])));
+    for _ in 0..2 {
+        let src = open_str(&format!("{cross}/a:v1"), &o).await.unwrap();
+        src.root().await.unwrap();
+    }
+    assert_eq!(token.connections(), 2, "one token per source");
+    assert!(
+        token.heads()[0].contains("scope=repository%3Aa%3Apull")
+            && token.heads()[0].contains("service=svc"),
+        "{:?}",
+        token.heads()
+    );
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("token requests"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "warned once per (registry, realm host): {text}"
+    );
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("localhost"),
+        "{text}"
+    );
+
+    // A realm whose name resolves to loopback and is not listed: refused before connecting.
+    let hidden = stub(BTreeMap::from([(
+        "/v2/".to_string(),
+        bearer(format!("http://realm.test:{}/token", token.port())),
+    )]))
+    .await;
+    let o = with_egress(
+        Egress::allowlist(rules(&["127.0.0.1"]))
+            .with_resolver(resolving(&[("realm.test", "127.0.0.1")])),
+    );
+    let err = open_str(&format!("{hidden}/a:v1"), &o).await.unwrap_err();
+    assert_eq!(err.code(), "address-not-allowed", "{err}");
+    assert!(err.to_string().contains("realm.test"), "{err}");
+    assert_eq!(token.connections(), 2, "the hidden realm was not asked");
 }

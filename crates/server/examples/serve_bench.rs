@@ -69,7 +69,8 @@ fn start(dir: &std::path::Path) -> Result<Server, Error> {
     let bin = std::env::var("GANTRY_BIN").unwrap_or_else(|_| "target/release/gantry".to_string());
     std::fs::write(
         dir.join("gantry.toml"),
-        "[scan]\nbase_lookup = false\n[workers]\nconcurrency = 2\n",
+        // The harness registry is on 127.0.0.1, which is reached only when listed.
+        "[scan]\nbase_lookup = false\n[workers]\nconcurrency = 2\n[registry]\nallow = [\"127.0.0.1\"]\n",
     )?;
     let mut child = Command::new(bin)
         .args([

@@ -138,7 +138,7 @@ async fn stored(
         };
         return lookup::known_verdict(app, &key, visibility)
             .await
-            .map_err(|e| lookup_error(&digest.to_string(), e))?
+            .map_err(|e| lookup_error(&digest.to_string(), e, &Caller::Operator))?
             .ok_or_else(not_found);
     }
     app.store
@@ -516,7 +516,7 @@ pub async fn scan(
             ),
         ));
     };
-    let (digest, found) = started.map_err(|e| lookup_error(&text, e))?;
+    let (digest, found) = started.map_err(|e| lookup_error(&text, e, &caller))?;
     let job_id = match found {
         Lookup::Known(v) => return answer(&v, None, true),
         Lookup::Pending { job_id } => job_id,
@@ -524,7 +524,7 @@ pub async fn scan(
     let key = crate::judge::verdict_key(&app, &reference, &digest, Mode::Api);
     match timeout_at(deadline, lookup::wait(&app, job_id, &key, &visibility)).await {
         Ok(result) => {
-            let v = result.map_err(|e| lookup_error(&text, e))?;
+            let v = result.map_err(|e| lookup_error(&text, e, &caller))?;
             answer(&v, Some(job_id), false)
         }
         Err(_) => {
@@ -553,8 +553,11 @@ pub async fn scan(
     }
 }
 
-fn lookup_error(reference: &str, e: LookupError) -> ApiError {
+/// The answer to a failed lookup. The operator sees the precise error; another caller (a
+/// team's reader token) sees [`LookupError::public_message`]'s kind of answer.
+fn lookup_error(reference: &str, e: LookupError, caller: &Caller) -> ApiError {
     use gantry_registry::RegistryError;
+    let operator = *caller == Caller::Operator;
     let registry = |r: &RegistryError| {
         let status = match r {
             RegistryError::NotFound { .. } | RegistryError::NoMatchingPlatform { .. } => {
@@ -562,11 +565,22 @@ fn lookup_error(reference: &str, e: LookupError) -> ApiError {
             }
             _ => StatusCode::BAD_GATEWAY,
         };
-        ApiError::new(
-            status,
-            r.code(),
-            format!("{reference}: {}", crate::error_chain(r)),
-        )
+        if operator || r.is_public() {
+            ApiError::new(
+                status,
+                r.code(),
+                format!("{reference}: {}", crate::error_chain(r)),
+            )
+        } else {
+            tracing::info!(error = %crate::error_chain(r), "registry failure (shown to the caller as registry-unavailable)");
+            ApiError::new(
+                status,
+                r.public_code(),
+                format!(
+                    "{reference}: the registry could not be reached or did not answer as a registry"
+                ),
+            )
+        }
     };
     match e {
         LookupError::Registry(r) | LookupError::Job(crate::judge::JobError::Registry(r)) => {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use gantry_model::Platform;
 use gantry_policy::{Policy, PolicyBundle, PolicyLimits};
-use gantry_registry::{FetchLimits, SourceOptions};
+use gantry_registry::{AllowRule, Egress, FetchLimits, SourceOptions};
 use gantry_scan::limits::LimitArg;
 use serde::{Deserialize, Deserializer};
 
@@ -428,6 +428,9 @@ pub enum LimitValue {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
+    /// Registries Gantry may pull from (`host`, `host:port`, `host/namespace`, `*`). Empty:
+    /// any registry on a public address; loopback and private networks only when listed.
+    pub allow: Vec<String>,
     /// Registries reachable over plain HTTP.
     pub insecure: Vec<String>,
     /// Docker config.json with credentials.
@@ -713,6 +716,8 @@ impl Database {
 /// Registry options, with credentials per host.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryAccess {
+    /// The outbound policy every registry source obeys (`[registry] allow`).
+    pub egress: Egress,
     pub insecure: Vec<String>,
     pub docker_config: Option<PathBuf>,
     pub credentials: BTreeMap<String, (String, String)>,
@@ -723,6 +728,7 @@ impl RegistryAccess {
     /// Source options for pulling from `host`.
     pub fn options_for(&self, host: &str) -> SourceOptions {
         SourceOptions {
+            egress: self.egress.clone(),
             insecure_registries: self.insecure.clone(),
             docker_config: self.docker_config.clone(),
             credentials: self.credentials.get(&host.to_ascii_lowercase()).cloned(),
@@ -1013,7 +1019,16 @@ fn resolve_registry(
         }
         credentials.insert(host, (c.username.clone(), password));
     }
+    let rules = r
+        .allow
+        .iter()
+        .map(|rule| {
+            rule.parse::<AllowRule>()
+                .map_err(|e| invalid("registry.allow", e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(RegistryAccess {
+        egress: Egress::allowlist(rules),
         insecure: r.insecure.clone(),
         docker_config: r.docker_config.clone(),
         credentials,

@@ -48,6 +48,33 @@ pub enum LookupError {
     NoPlatform { reference: String, wanted: String },
 }
 
+impl LookupError {
+    /// The registry error behind this one, if any.
+    pub fn registry(&self) -> Option<&RegistryError> {
+        match self {
+            LookupError::Registry(r) | LookupError::Job(JobError::Registry(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// What may be told to a caller who is not the operator (a pod's author, a team's reader
+    /// token): the precise error unless it would say what answered at some host — a refused
+    /// connection, a timeout, a non-registry answer — which becomes one fixed text, so the
+    /// gate cannot be used to scan ports or map a network. The precise one goes to the log.
+    pub fn public_message(&self) -> String {
+        match self.registry() {
+            Some(r) if !r.is_public() => {
+                tracing::info!(error = %crate::error_chain(self), "registry failure (shown to the caller as registry-unavailable)");
+                format!(
+                    "{}: the registry could not be reached or did not answer as a registry",
+                    r.public_code()
+                )
+            }
+            _ => crate::error_chain(self),
+        }
+    }
+}
+
 /// Where a lookup stands.
 #[derive(Debug)]
 pub enum Lookup {

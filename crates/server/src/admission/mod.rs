@@ -576,7 +576,7 @@ impl Ask<'_> {
                     "resolving the image took longer than the budget".to_string(),
                 );
             }
-            Ok(Err(e)) => return Outcome::Error(crate::error_chain(&e)),
+            Ok(Err(e)) => return Outcome::Error(e.public_message()),
             Ok(Ok(images)) => images,
         };
         let judged = join_all(images.into_iter().map(|(platform, digest)| {
@@ -614,7 +614,7 @@ impl Ask<'_> {
                     "looking up the verdict took longer than the budget".to_string(),
                 );
             }
-            Ok(Err(e)) => return PlatformOutcome::Error(crate::error_chain(&e)),
+            Ok(Err(e)) => return PlatformOutcome::Error(e.public_message()),
             Ok(Ok(Lookup::Known(v))) => return stored(*v),
             Ok(Ok(Lookup::Pending { job_id })) => job_id,
         };
@@ -626,7 +626,7 @@ impl Ask<'_> {
         .await
         {
             Err(_) => PlatformOutcome::Pending { job_id },
-            Ok(Err(e)) => PlatformOutcome::Error(crate::error_chain(&e)),
+            Ok(Err(e)) => PlatformOutcome::Error(e.public_message()),
             Ok(Ok(v)) => stored(v),
         }
     }
