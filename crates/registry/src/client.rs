@@ -268,6 +268,20 @@ impl Client {
             limits,
         };
         let (status, headers) = pinged;
+        // The distribution spec's end-1: a registry answers `GET /v2/` with 200 or 401 (403,
+        // 429 and 5xx are a registry refusing or failing, reported as such later). Any other
+        // answer — 404, 400, a redirect — is something else listening there: saying "not
+        // found" later would tell a caller that something answered.
+        let refusing = matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+        );
+        if !(status.is_success() || status.is_server_error() || refusing) {
+            return Err(ctx.protocol(
+                format!("GET /v2/ answered {status}: not an OCI distribution registry (a registry answers 200 or 401)"),
+                None,
+            ));
+        }
         if status == StatusCode::UNAUTHORIZED {
             client.answer_challenge(&headers, &ctx).await?;
         } else {

@@ -841,7 +841,9 @@ async fn faulty_registries() {
         (Fault::Status(503), "registry-server-error"),
         (Fault::Status(401), "unauthorized"),
         (Fault::Status(403), "unauthorized"),
-        (Fault::Status(404), "not-found"),
+        // 404 on everything, `/v2/` included, is no registry (a missing manifest on a real
+        // registry is `not-found`: tested against the harness).
+        (Fault::Status(404), "registry-protocol-error"),
         (Fault::Status(429), "rate-limited"),
         (
             Fault::Slow {
