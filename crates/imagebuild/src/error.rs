@@ -71,6 +71,15 @@ pub enum Error {
         #[source]
         source: gantry_testkit::Error,
     },
+    /// Writing the root file system tree (`--rootfs`) failed.
+    #[error("writing {path}")]
+    WriteTree {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// `--push` got a reference it cannot parse.
     #[error("{reference} is not an image reference")]
     Reference {

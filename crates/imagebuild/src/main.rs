@@ -2,6 +2,7 @@
 //! `gantry` executable into an OCI layout, and optionally pushes it.
 //!
 //! ```text
+//! gantry-imagebuild --binary target/release/gantry --rootfs DIR --version V --revision R
 //! gantry-imagebuild --binary target/release/gantry --out OUT_DIR \
 //!     --version 0.1.0 --revision $(git rev-parse HEAD) [--source URL] [--tag 0.1.0] \
 //!     [--push registry.example/platform/gantry:0.1.0 [--insecure-registry HOST:PORT]]
@@ -27,8 +28,12 @@ struct Args {
     #[arg(long)]
     binary: PathBuf,
     /// Where to write the OCI image layout.
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "rootfs")]
+    out: Option<PathBuf>,
+    /// Instead: write the image's file tree into this directory (the Dockerfile copies it
+    /// into its FROM scratch stage, so both images hold the same files).
+    #[arg(long, conflicts_with_all = ["out", "push"])]
+    rootfs: Option<PathBuf>,
     /// org.opencontainers.image.version.
     #[arg(long)]
     version: String,
@@ -78,11 +83,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         source: args.source,
         epoch,
     };
+    if let Some(dir) = &args.rootfs {
+        let tree = gantry_imagebuild::Rootfs::collect(&recipe.binary, &recipe.ca_bundle)?;
+        tree.write_to(dir)?;
+        eprintln!("wrote the image's file tree to {}", dir.display());
+        return Ok(());
+    }
+    let Some(out) = args.out else {
+        bail!("--out OUT_DIR is required");
+    };
     let image = build(&recipe)?;
-    image.write_layout(&args.out, args.tag.as_deref())?;
+    image.write_layout(&out, args.tag.as_deref())?;
     eprintln!(
         "wrote {} ({} shared libraries, Debian packages: {})",
-        args.out.display(),
+        out.display(),
         image.rootfs.libraries.len(),
         image
             .rootfs

@@ -138,6 +138,45 @@ impl Rootfs {
         })
     }
 
+    /// Writes the tree under `dir` (created if missing), with modes, and owners where the
+    /// process may set them (root, as in a Dockerfile's build stage): the Dockerfile copies
+    /// this directory into its `FROM scratch` stage, so both images hold the same files.
+    pub fn write_to(&self, dir: &Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::WriteTree { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let is_root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt as _;
+            m.uid() == 0
+        });
+        for (key, node) in &self.nodes {
+            let path = dir.join(key);
+            match node {
+                Node::Dir { mode, owner } => {
+                    std::fs::create_dir_all(&path).map_err(io(&path))?;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+                        .map_err(io(&path))?;
+                    if is_root {
+                        std::os::unix::fs::chown(&path, Some(*owner), Some(*owner))
+                            .map_err(io(&path))?;
+                    }
+                }
+                Node::File { data, mode } => {
+                    std::fs::write(&path, data).map_err(io(&path))?;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+                        .map_err(io(&path))?;
+                }
+                Node::Symlink { target } => {
+                    std::os::unix::fs::symlink(target, &path).map_err(io(&path))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The tree as one layer, in path order (parents before children).
     pub fn layer(&self, mut layer: LayerBuilder) -> Result<LayerBuilder> {
         for (path, node) in &self.nodes {
@@ -381,6 +420,54 @@ mod tests {
                 "/lib64/ld-linux-x86-64.so.2"
             ]
         );
+    }
+
+    #[test]
+    fn this_test_binary_gets_its_libraries_into_a_tree_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let fs = Rootfs::collect(&exe, Path::new("/etc/hostname")).unwrap();
+        fs.write_to(&dir.path().join("root")).unwrap();
+        let root = dir.path().join("root");
+        assert!(root.join("usr/local/bin/gantry").is_file());
+        assert!(
+            !fs.libraries.is_empty(),
+            "a test binary links libc dynamically"
+        );
+        for lib in &fs.libraries {
+            // Through the tree's own symlinks (absolute ones from the tree's root, as in a
+            // container), every path the loader asks for is a file of the tree.
+            let mut parts = components(&lib.path);
+            let mut here = root.clone();
+            let mut hops = 0;
+            while !parts.is_empty() {
+                let part = parts.remove(0);
+                if part == ".." {
+                    here.pop();
+                    continue;
+                }
+                let next = here.join(&part);
+                match std::fs::read_link(&next) {
+                    Ok(target) => {
+                        hops += 1;
+                        assert!(hops < MAX_SYMLINK_HOPS, "{}: symlink loop", lib.path);
+                        let mut rest = components(&target.to_string_lossy());
+                        rest.append(&mut parts);
+                        parts = rest;
+                        if target.is_absolute() {
+                            here = root.clone();
+                        }
+                    }
+                    Err(_) => here = next,
+                }
+            }
+            assert!(
+                here.starts_with(&root) && here.is_file(),
+                "{} is not in the tree",
+                lib.path
+            );
+        }
+        assert!(!fs.has_shell());
     }
 
     #[test]
