@@ -152,14 +152,24 @@ section_layer_walk() {
 
 # --- full_scan: gantry scan (checks + SBOM) against Trivy and Syft on the same archives ---
 
+# Trivy and Syft are optional: when both are found ($TRIVY/$SYFT, else on PATH, else in
+# $PEERS_DIR/bin) their rows are measured beside Gantry's; otherwise only Gantry's are. They are
+# not on the package registries this project installs from; install them from their releases
+# (https://trivy.dev/latest/getting-started/installation/, https://github.com/anchore/syft#installation)
+# or point TRIVY and SYFT at the binaries.
 PEERS=${PEERS_DIR:-$HOME/.cache/gantry-peers}
-SHARED_TOOLS=$ROOT/../shared/tools
+
+find_peer() { # NAME [explicit path]: prints the binary's path, or nothing
+    if [[ -n ${2:-} ]]; then [[ -x $2 ]] && echo "$2"; return 0; fi
+    command -v "$1" 2>/dev/null || { [[ -x $PEERS/bin/$1 ]] && echo "$PEERS/bin/$1"; } || true
+}
 
 require_peers() {
-    if [[ ! -x $PEERS/bin/trivy || ! -x $PEERS/bin/syft ]]; then
-        [[ -x $SHARED_TOOLS/install-peers.sh ]] || { log "need $SHARED_TOOLS/install-peers.sh for Trivy and Syft"; exit 2; }
-        log "installing Trivy and Syft (install-peers.sh)"
-        "$SHARED_TOOLS/install-peers.sh" >&2
+    TRIVY_BIN=$(find_peer trivy "${TRIVY:-}")
+    SYFT_BIN=$(find_peer syft "${SYFT:-}")
+    if [[ -z $TRIVY_BIN || -z $SYFT_BIN ]]; then
+        log "Trivy or Syft not found: measuring Gantry alone (set TRIVY and SYFT, or install them; see the top of section full_scan)"
+        TRIVY_BIN="" SYFT_BIN=""
     fi
     command -v debootstrap >/dev/null || { log "installing debootstrap"; apt-get install -y debootstrap >&2; }
 }
@@ -197,6 +207,9 @@ build_scan_images() {
     touch "$images/.done-v1"
 }
 
+# Trivy's time over this one ("—" when Trivy was not measured).
+vs_trivy() { if [[ -n $1 ]]; then awk -v t="$1" -v w="$2" 'BEGIN { printf "%.2f", t / w }'; else echo "—"; fi; }
+
 # Prints "median_wall median_cpu max_rss_kb" of a command that may exit 0 or 1 (allow/deny).
 scan_runs() {
     time_runs bash -c '"$@"; [ $? -le 1 ]' _ "$@"
@@ -207,7 +220,7 @@ section_full_scan() {
     require_peers
     build_scan_images
     cargo build --release >&2
-    local gantry=$ROOT/target/release/gantry trivy=$PEERS/bin/trivy syft=$PEERS/bin/syft
+    local gantry=$ROOT/target/release/gantry trivy=$TRIVY_BIN syft=$SYFT_BIN
     local out=$DATA/scan-out
     mkdir -p "$out"
     echo "### Full scan ($RUNS runs, median; $(nproc) CPUs)"
@@ -219,22 +232,25 @@ section_full_scan() {
         tar=$DATA/images/$image.tar
         size=$(awk -v b="$(stat -c %s "$tar")" 'BEGIN { printf "%.0f MB", b / 1e6 }')
         cat "$tar" >/dev/null
-        log "$image: trivy"
-        read -r wall cpu rss <<<"$(scan_runs "$trivy" image --input "$tar" --cache-backend memory --offline-scan \
-            --skip-db-update --skip-java-db-update -q --list-all-pkgs --format cyclonedx -o "$out/$image.trivy.json")"
-        trivy_wall=$wall
-        printf '| %s | %s | trivy 0.76 (`image --input`, memory cache) | %.2f | %.2f | %.0f | 1.00 |\n' "$image" "$size" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
-        log "$image: syft"
-        read -r wall cpu rss <<<"$(scan_runs "$syft" scan "docker-archive:$tar" -q -o "cyclonedx-json@1.6=$out/$image.syft.json")"
-        printf '| %s | %s | syft 1.18 | %.2f | %.2f | %.0f | %.2f |\n' "$image" "$size" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$(awk -v t="$trivy_wall" -v w="$wall" 'BEGIN { print t / w }')"
+        trivy_wall=""
+        if [[ -n $trivy ]]; then
+            log "$image: trivy"
+            read -r wall cpu rss <<<"$(scan_runs "$trivy" image --input "$tar" --cache-backend memory --offline-scan \
+                --skip-db-update --skip-java-db-update -q --list-all-pkgs --format cyclonedx -o "$out/$image.trivy.json")"
+            trivy_wall=$wall
+            printf '| %s | %s | trivy %s (`image --input`, memory cache) | %.2f | %.2f | %.0f | 1.00 |\n' "$image" "$size" "$("$trivy" --version 2>/dev/null | awk 'NR == 1 { print $2 }')" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
+            log "$image: syft"
+            read -r wall cpu rss <<<"$(scan_runs "$syft" scan "docker-archive:$tar" -q -o "cyclonedx-json@1.6=$out/$image.syft.json")"
+            printf '| %s | %s | syft %s | %.2f | %.2f | %.0f | %s |\n' "$image" "$size" "$("$syft" version 2>/dev/null | awk '/^Version:/ { print $2 }')" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$(vs_trivy "$trivy_wall" "$wall")"
+        fi
         log "$image: gantry cold"
         read -r wall cpu rss <<<"$(scan_runs bash -c 'd=$(mktemp -d); "$0" scan "$1" --cache-dir "$d" --format json -o "$2" --sbom "$3"; rc=$?; rm -rf "$d"; exit $rc' \
             "$gantry" "docker-archive:$tar" "$out/$image.gantry-report.json" "$out/$image.gantry.cdx.json")"
-        printf '| %s | %s | **gantry scan, cold cache** (checks + SBOM) | %.2f | %.2f | %.0f | **%.2f** |\n' "$image" "$size" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$(awk -v t="$trivy_wall" -v w="$wall" 'BEGIN { print t / w }')"
+        printf '| %s | %s | **gantry scan, cold cache** (checks + SBOM) | %.2f | %.2f | %.0f | **%s** |\n' "$image" "$size" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$(vs_trivy "$trivy_wall" "$wall")"
         log "$image: gantry warm"
         "$gantry" scan "docker-archive:$tar" --cache-dir "$out/warm-cache" --format json -o /dev/null >/dev/null 2>&1 || true
         read -r wall cpu rss <<<"$(scan_runs "$gantry" scan "docker-archive:$tar" --cache-dir "$out/warm-cache" --format json -o /dev/null --sbom /dev/null)"
-        printf '| %s | %s | **gantry scan, warm cache** | %.3f | %.3f | %.0f | %.1f |\n' "$image" "$size" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$(awk -v t="$trivy_wall" -v w="$wall" 'BEGIN { print t / w }')"
+        printf '| %s | %s | **gantry scan, warm cache** | %.3f | %.3f | %.0f | %s |\n' "$image" "$size" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')" "$(vs_trivy "$trivy_wall" "$wall")"
     done
     echo
     echo "SBOMs and reports of the last run: $out."

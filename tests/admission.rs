@@ -402,7 +402,7 @@ fn every_workload_kind_is_judged_over_https() {
 }
 
 #[test]
-fn modes_exemptions_and_the_real_gke_request() {
+fn modes_exemptions_and_a_full_api_server_request() {
     let registry = RegistryHarness::start().unwrap();
     let host = registry.host();
     root_image("modes")
@@ -428,7 +428,7 @@ expires = "2999-01-01"
 image = "{host}/modes/**"
 expires = "2001-01-01"
 [[admission.exemptions]]
-image = "docker.io/jmalloc/*"
+image = "docker.io/gantry-fixture/*"
 expires = "2999-12-31"
 "#
         ),
@@ -466,25 +466,27 @@ expires = "2999-12-31"
     assert_eq!(r["allowed"], true, "{r}");
     assert!(r["warnings"].to_string().contains("OPS-1234"), "{r}");
 
-    // The GKE capture: parsed, answered with its uid (its image is exempted here, so nothing
-    // leaves the machine), then the same request naming a local image.
-    let gke: Value = serde_json::from_str(
+    // A full review as the API server sends it (written from the admission.k8s.io/v1 API,
+    // tests/fixtures/admission/README.md): parsed, answered with its uid (its short image name
+    // normalises to docker.io and is exempted here, so nothing leaves the machine), then the
+    // same request naming a local image.
+    let full: Value = serde_json::from_str(
         &std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/payloads/admissionreview-pod-create.json"),
+                .join("tests/fixtures/admission/admissionreview-pod-create.json"),
         )
         .unwrap(),
     )
     .unwrap();
-    let r = cluster.review("10s", &gke);
+    let r = cluster.review("10s", &full);
     assert_eq!(r["allowed"], true, "{r}");
     assert!(
         r["warnings"]
             .to_string()
-            .contains("exempted by docker.io/jmalloc/*"),
+            .contains("exempted by docker.io/gantry-fixture/*"),
         "{r}"
     );
-    let mut local = gke.clone();
+    let mut local = full.clone();
     local["request"]["object"]["spec"]["containers"][0]["image"] = json!(root);
     let r = cluster.review("10s", &local);
     assert_eq!(r["allowed"], false, "{r}");

@@ -204,6 +204,19 @@ const RESOURCES: &[(&str, &str, &str, bool)] = &[
     ),
     ("cert-manager.io/v1", "issuers", "Issuer", true),
     ("cert-manager.io/v1", "certificates", "Certificate", true),
+    // The Helm chart's optional objects (kubernetes/helm.rs).
+    (
+        "networking.k8s.io/v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+    ),
+    (
+        "monitoring.coreos.com/v1",
+        "servicemonitors",
+        "ServiceMonitor",
+        true,
+    ),
 ];
 
 /// What the stand-in answers for one GET path.
@@ -1056,3 +1069,6 @@ fn shipped_config_serves_admission_with_the_gantry_cert_certificate() {
         "{answer}"
     );
 }
+
+// deploy/helm/gantry: the same checks for the Helm chart.
+mod helm;

@@ -3,9 +3,10 @@
 //! bookworm rootfs with real `pip install` and `npm install` trees — list exactly the packages
 //! `dpkg-query`, `pip list` and `npm ls` report.
 //!
-//! Needs (and fails, never skips, without them): the validator from
-//! `../shared/tools/install-peers.sh` (or `GANTRY_CYCLONEDX_VALIDATOR`), and for the exactness
-//! images root, debootstrap, pip, npm and the network to Debian's mirror, PyPI and npm once:
+//! Every document is validated against the official CycloneDX schema of its version, vendored
+//! in gantry-testkit (`crates/testkit/schemas/`) and resolved offline. Needs (and fails, never
+//! skips, without them) for the exactness images: root, debootstrap, pip, npm and the network
+//! to Debian's mirror, PyPI and npm once:
 //! `tests/fixtures/sbom/make-fixtures.sh` builds the trees, cached under
 //! `target/gantry-fixtures/` (keyed by the script's hash) for every later run.
 //!
@@ -61,31 +62,15 @@ fn sbom_text(cwd: &Path, cache: &Path, image: &str, spec: &str, file: &Path) -> 
     fs::read_to_string(file).unwrap()
 }
 
-/// The official validator; its absence is a failure with the way to install it.
-fn validator() -> PathBuf {
-    if let Ok(v) = std::env::var("GANTRY_CYCLONEDX_VALIDATOR") {
-        return PathBuf::from(v);
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let p = PathBuf::from(home).join(".cache/gantry-peers/bin/validate-cyclonedx");
-    assert!(
-        p.exists(),
-        "the CycloneDX validator is missing: run ../shared/tools/install-peers.sh (it installs {}), \
-         or set GANTRY_CYCLONEDX_VALIDATOR to a validate-cyclonedx",
-        p.display()
-    );
-    p
-}
-
-/// Validates every file against the CycloneDX schema of its `specVersion`.
+/// Validates every file against the vendored official CycloneDX schema of its `specVersion`.
 fn validate(files: &[&Path]) {
-    let out = Command::new(validator()).args(files).output().unwrap();
-    assert!(
-        out.status.success(),
-        "invalid CycloneDX:\n{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    let schemas = gantry_testkit::CycloneDx::get().unwrap();
+    for file in files {
+        let doc = json(&fs::read_to_string(file).unwrap());
+        if let Err(e) = schemas.validate(&doc) {
+            panic!("{} is not valid CycloneDX: {e}", file.display());
+        }
+    }
 }
 
 fn json(text: &str) -> Value {
@@ -917,7 +902,7 @@ fn peer(name: &str) -> PathBuf {
         .join(name);
     assert!(
         p.exists(),
-        "{name} is missing: run ../shared/tools/install-peers.sh"
+        "{name} is missing from ~/.cache/gantry-peers/bin (scripts/bench.sh says how to install it)"
     );
     p
 }
@@ -944,7 +929,7 @@ fn inventory(bom: &Value) -> BTreeSet<(String, String, String, String)> {
 }
 
 #[test]
-#[ignore = "compares with Trivy and Syft (install-peers.sh); prints the differences"]
+#[ignore = "compares with Trivy and Syft (optional tools, see scripts/bench.sh); prints the differences"]
 fn compare_with_trivy_and_syft() {
     let archive = trees().join("images/app.docker.tar");
     if !archive.exists() {

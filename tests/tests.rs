@@ -30,5 +30,7 @@ mod serve;
 mod admission;
 // `gantry cert`: the admission webhook's CA, serving certificate and caBundle patch, checked with OpenSSL.
 mod cert;
+// Gantry's own image (gantry-imagebuild): reproducible, runs from its rootfs, allowed by Gantry, pushed.
+mod image;
 // deploy/kubernetes: every overlay builds and is accepted by kubectl; the webhook's and pod's properties.
 mod kubernetes;

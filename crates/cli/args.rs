@@ -6,9 +6,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use gantry_model::Platform;
 use gantry_registry::SourceRef;
 
+/// `gantry --version`: the crate version, the git revision and the build date (crates/cli/build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("GANTRY_GIT_REVISION"),
+    ", built ",
+    env!("GANTRY_BUILD_DATE"),
+    ")"
+);
+
 /// Gantry: the gate between a container registry and the clusters that run its images.
 #[derive(Debug, Parser)]
-#[command(name = "gantry", version, about, propagate_version = true)]
+#[command(name = "gantry", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug). GANTRY_LOG=<filter> overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -17,6 +17,8 @@ mod webhook {
     mod hostile;
     /// Every payload file of a supported sender → the exact events and skips.
     mod payloads;
+    /// The Distribution captures, recorded again from the harness registry: same shapes.
+    mod recorded;
     /// Shared helpers: payload files, content types.
     mod util;
 }

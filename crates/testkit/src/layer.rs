@@ -51,6 +51,8 @@ enum Entry {
     Dir {
         path: Vec<u8>,
         mode: u32,
+        uid: u64,
+        gid: u64,
     },
     Symlink {
         path: Vec<u8>,
@@ -171,14 +173,21 @@ impl LayerBuilder {
     }
 
     /// A directory, mode 0755 (written with a trailing `/`, as Docker and BuildKit do).
-    pub fn dir(mut self, path: &str) -> Self {
+    pub fn dir(self, path: &str) -> Self {
+        self.dir_owned(path, 0o755, 0, 0)
+    }
+
+    /// A directory with a mode (e.g. `0o1777` for `/tmp`) and owner.
+    pub fn dir_owned(mut self, path: &str, mode: u32, uid: u64, gid: u64) -> Self {
         let mut p = clean(path);
         if !p.ends_with(b"/") {
             p.push(b'/');
         }
         self.entries.push(Entry::Dir {
             path: p,
-            mode: 0o755,
+            mode,
+            uid,
+            gid,
         });
         self
     }
@@ -342,7 +351,12 @@ impl LayerBuilder {
             if ft.is_dir() {
                 let mut path = clean(&rel);
                 path.push(b'/');
-                self.entries.push(Entry::Dir { path, mode });
+                self.entries.push(Entry::Dir {
+                    path,
+                    mode,
+                    uid: 0,
+                    gid: 0,
+                });
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&p).ctx(|| format!("readlink {}", p.display()))?;
                 self.entries.push(Entry::Symlink {
@@ -496,8 +510,16 @@ impl LayerBuilder {
                     h.set_gid(*gid);
                     write_named(w, h, path, None, data)?;
                 }
-                Entry::Dir { path, mode } => {
-                    write_named(w, ustar(EntryType::Directory, 0, *mode), path, None, &[])?
+                Entry::Dir {
+                    path,
+                    mode,
+                    uid,
+                    gid,
+                } => {
+                    let mut h = ustar(EntryType::Directory, 0, *mode);
+                    h.set_uid(*uid);
+                    h.set_gid(*gid);
+                    write_named(w, h, path, None, &[])?
                 }
                 Entry::Symlink { path, target } => write_named(
                     w,

@@ -13,6 +13,8 @@
 //! - [`PostgresHarness`] runs a throwaway PostgreSQL cluster (Debian's `postgresql`) on a free
 //!   127.0.0.1 port, for the store's Postgres backend.
 //! - [`RegistryClient`] reads back what was pushed, independently of gantry-registry.
+//! - [`CycloneDx`] validates SBOMs against the official CycloneDX 1.5/1.6 JSON schemas,
+//!   vendored in `schemas/` and resolved offline.
 //!
 //! ```no_run
 //! use gantry_model::oci::Compression;
@@ -43,6 +45,7 @@ mod postgres;
 mod proxy;
 mod push;
 mod registry;
+mod schema;
 mod token;
 mod write;
 
@@ -58,4 +61,5 @@ pub use postgres::{POSTGRES_BIN_ENV, PostgresError, PostgresHarness};
 pub use proxy::HoldingProxy;
 pub use push::{FetchedManifest, Pushed, RawResponse, RegistryClient, Target};
 pub use registry::{Auth, BINARY_ENV, RegistryHarness, RegistryOptions};
+pub use schema::{CycloneDx, VendoredSchemas};
 pub use write::{Artifact, Content, DockerArchiveStyle, REF_NAME};

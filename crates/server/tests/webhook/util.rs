@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use gantry_server::webhook::{self, Parsed, RegistryHint, Source, WebhookError};
 
-/// The payload files shipped with the crate (copies of ../shared/payloads, see its README).
+/// The payload files shipped with the crate (their sources: tests/payloads/README.md).
 pub fn payload_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/payloads")
 }
