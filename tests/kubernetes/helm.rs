@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use gantry_server::config::AuthConfig;
 use gantry_server::{ConfigError, ServeConfig, Settings};
 use serde_norway::Value;
 
@@ -96,9 +97,23 @@ fn load_config(text: &str) -> ServeConfig {
     ServeConfig::load(&file).unwrap_or_else(|e| panic!("rendered gantry.toml: {e}\n{text}"))
 }
 
+/// Resolves the rendered config as Gantry starts with it in the pod — where the token is in
+/// GANTRY_AUTH_TOKEN from the Secret (given inline here: tests do not set environment
+/// variables).
 fn resolve(config: ServeConfig) -> Result<Settings, ConfigError> {
+    match &config.auth {
+        Some(AuthConfig::Bearer {
+            token_env: Some(var),
+            token: None,
+        }) => assert_eq!(var, "GANTRY_AUTH_TOKEN"),
+        other => panic!("[auth] should be the bearer token from GANTRY_AUTH_TOKEN: {other:?}"),
+    }
     Settings::resolve(ServeConfig {
         data_dir: Some(std::env::temp_dir()),
+        auth: Some(AuthConfig::Bearer {
+            token: Some("the-secret's-token".to_string()),
+            token_env: None,
+        }),
         ..config
     })
 }
@@ -218,6 +233,11 @@ fn default_values_are_the_cert_manager_install_on_postgres() {
     );
     assert_eq!(o.webhook()["failurePolicy"], "Fail");
     assert!(o.find("ServiceMonitor", "gantry").is_none());
+    // The token comes from the Secret gantry-auth the user creates (like gantry-postgres).
+    let token = env_var(&o, "GANTRY_AUTH_TOKEN").expect("token env");
+    assert_eq!(token["valueFrom"]["secretKeyRef"]["name"], "gantry-auth");
+    // No verified API server by default: no access to Secrets at all.
+    assert!(o.of_kind("Role").is_empty() && o.of_kind("ClusterRole").is_empty());
     // Default NetworkPolicy: only the admission port is open.
     let np = o.get("NetworkPolicy", "gantry");
     let rules = seq(&np["spec"]["ingress"]);
@@ -230,6 +250,58 @@ fn default_values_are_the_cert_manager_install_on_postgres() {
     let settings = resolve(config).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert!(settings.admission.is_some());
     assert!(!text.contains("enabled = true"), "{text}");
+}
+
+/// With the API server's client CA, Gantry verifies it, mounts the CA, and may read pull
+/// secrets in the namespaces listed — there only.
+#[test]
+fn client_auth_and_pull_secret_namespaces() {
+    let o = render(&[
+        "--set",
+        "admission.clientAuth.caSecret=apiserver-ca",
+        "--set",
+        "admission.clientAuth.names={kube-apiserver-gantry-client}",
+        "--set",
+        "rbac.pullSecretNamespaces={apps,team-b}",
+        "--set",
+        "registry.allow={registry.example.com,10.0.0.5:5000}",
+        "--set",
+        "admission.platforms={linux/amd64}",
+    ]);
+    assert_common(&o);
+    let text = config_text(&o);
+    let config = load_config(&text);
+    assert_eq!(
+        config.admission.client_ca.as_deref(),
+        Some(Path::new("/etc/gantry/apiserver-ca/ca.crt"))
+    );
+    assert!(!config.admission.allow_unauthenticated_clients);
+    assert_eq!(
+        config.admission.client_names,
+        ["kube-apiserver-gantry-client"]
+    );
+    assert_eq!(config.admission.platforms, ["linux/amd64"]);
+    assert_eq!(
+        config.registry.allow,
+        ["registry.example.com", "10.0.0.5:5000"]
+    );
+    let pod = &o.deployment()["spec"]["template"]["spec"];
+    assert!(
+        seq(&pod["volumes"])
+            .iter()
+            .any(|v| v["secret"]["secretName"] == "apiserver-ca")
+    );
+    let roles = o.of_kind("Role");
+    let namespaces: Vec<&str> = roles
+        .iter()
+        .map(|r| s(&r["metadata"]["namespace"]))
+        .collect();
+    assert_eq!(namespaces, ["apps", "team-b"]);
+    for r in roles {
+        assert_eq!(strings(&seq(&r["rules"])[0]["verbs"]), ["get"]);
+    }
+    assert_eq!(o.of_kind("RoleBinding").len(), 2);
+    resolve(config).unwrap_or_else(|e| panic!("{e}\n{text}"));
 }
 
 #[test]
@@ -278,12 +350,13 @@ fn every_documented_values_file_lints_renders_and_applies() {
                     o.find("Secret", "gantry-auth").is_none(),
                     "existingSecret is used"
                 );
-                match resolve(config) {
-                    Err(ConfigError::MissingEnv { var, .. }) => {
-                        assert_eq!(var, "GANTRY_AUTH_TOKEN")
-                    }
-                    other => panic!("the token should come from GANTRY_AUTH_TOKEN: {other:?}"),
-                }
+                let settings = resolve(config).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+                assert!(!settings.api_auth.operator.is_anonymous());
+                assert!(
+                    !settings.endpoints[&gantry_server::webhook::Source::Distribution]
+                        .auth
+                        .is_anonymous()
+                );
                 assert!(
                     text.contains("[retention]"),
                     "extraConfig is appended:\n{text}"
@@ -351,24 +424,23 @@ fn unsafe_or_impossible_values_are_refused() {
             "admission.mode must be",
         ),
         (
-            vec!["--set", "webhooks.enabled={distribution}"],
-            "needs auth.enabled",
+            vec!["--set", "auth.existingSecret="],
+            "auth.existingSecret or auth.token",
         ),
         (
-            vec!["--set", "auth.enabled=true"],
-            "auth.existingSecret or auth.token",
+            vec!["--set", "rbac.pullSecretNamespaces={apps}"],
+            "needs admission.clientAuth.caSecret",
+        ),
+        (
+            vec!["--set", "admission.platform=linux/amd64"],
+            "replaced by admission.platforms",
         ),
         (
             vec!["--set", "tls.certManager.enabled=false"],
             "is required without",
         ),
         (
-            vec![
-                "--set",
-                "auth.enabled=true,auth.token=x",
-                "--set",
-                "webhooks.enabled={nexus}",
-            ],
+            vec!["--set", "auth.token=x", "--set", "webhooks.enabled={nexus}"],
             "unknown sender",
         ),
     ] {

@@ -87,17 +87,7 @@ pub enum Error {
         reference: String,
         /// The cause.
         #[source]
-        source: oci_client::ParseError,
-    },
-    /// A manifest media type that cannot be sent as a Content-Type header.
-    #[error("media type {0} is not a valid Content-Type")]
-    MediaType(String),
-    /// Reading registry credentials failed.
-    #[error("registry credentials")]
-    Credentials {
-        /// The cause.
-        #[source]
-        source: gantry_registry::RegistryError,
+        source: gantry_model::ReferenceError,
     },
     /// The registry refused or failed a push step.
     #[error("pushing {what} to {reference}")]
@@ -106,9 +96,9 @@ pub enum Error {
         what: String,
         /// The target.
         reference: String,
-        /// The cause.
+        /// The cause (boxed: a registry error is large, and rare here).
         #[source]
-        source: oci_client::errors::OciDistributionError,
+        source: Box<gantry_registry::RegistryError>,
     },
 }
 

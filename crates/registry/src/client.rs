@@ -155,8 +155,33 @@ struct AuthState {
     token: Option<Token>,
 }
 
+/// What a connection may do in its repository: the `actions` of the token scope it asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Pull,
+    /// Pull and push (`repository:NAME:pull,push`).
+    Push,
+}
+
+impl Access {
+    fn actions(self) -> &'static str {
+        match self {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        }
+    }
+}
+
+/// A request body that can be sent again (after a 401 renews the token).
+#[derive(Debug, Clone)]
+pub(crate) struct Body {
+    pub(crate) content_type: String,
+    pub(crate) bytes: bytes::Bytes,
+}
+
 /// A connection to one repository of one registry.
 pub(crate) struct Client {
+    access: Access,
     http: reqwest::Client,
     image: ImageRef,
     /// `scheme://host[:port]` of the registry API (Docker Hub's is `index.docker.io`).
@@ -184,6 +209,15 @@ impl Client {
     pub(crate) async fn connect(
         image: &ImageRef,
         opts: &SourceOptions,
+    ) -> Result<Client, RegistryError> {
+        Client::connect_for(image, opts, Access::Pull).await
+    }
+
+    /// [`Client::connect`] for `access`.
+    pub(crate) async fn connect_for(
+        image: &ImageRef,
+        opts: &SourceOptions,
+        access: Access,
     ) -> Result<Client, RegistryError> {
         let egress = opts.egress.clone();
         egress.check_reference(image)?;
@@ -258,6 +292,7 @@ impl Client {
         )?;
         tracing::debug!(registry = %host, scheme = base.scheme(), ?credentials, "connecting");
         let client = Client {
+            access,
             http,
             image: image.clone(),
             base,
@@ -315,12 +350,29 @@ impl Client {
         accept: Option<&str>,
         ctx: &Ctx,
     ) -> Result<reqwest::Response, RegistryError> {
+        self.send_body(method, url, accept, None, ctx).await
+    }
+
+    /// [`Client::send`] with a request body (uploads, manifest PUTs).
+    pub(crate) async fn send_body(
+        &self,
+        method: Method,
+        url: Url,
+        accept: Option<&str>,
+        body: Option<&Body>,
+        ctx: &Ctx,
+    ) -> Result<reqwest::Response, RegistryError> {
         self.egress.check_url(&url).map_err(|r| ctx.refused(r))?;
         let mut renewed = false;
         loop {
             let mut req = self.http.request(method.clone(), url.clone());
             if let Some(accept) = accept {
                 req = req.header(ACCEPT, accept);
+            }
+            if let Some(body) = body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, &body.content_type)
+                    .body(body.bytes.clone());
             }
             let req = self.authorize(req, ctx).await?;
             let mut resp = req.send().await.map_err(|e| from_reqwest(e, ctx))?;
@@ -420,7 +472,7 @@ impl Client {
         Ok(url)
     }
 
-    /// `GET realm?service=…&scope=repository:NAME:pull`, with basic credentials when there
+    /// `GET realm?service=…&scope=repository:NAME:pull[,push]`, with basic credentials when there
     /// are some (anonymous tokens otherwise).
     async fn fetch_token(
         &self,
@@ -436,7 +488,11 @@ impl Client {
             }
             q.append_pair(
                 "scope",
-                &format!("repository:{}:pull", self.image.repository()),
+                &format!(
+                    "repository:{}:{}",
+                    self.image.repository(),
+                    self.access.actions()
+                ),
             );
         }
         let mut req = self.http.get(url).header(ACCEPT, "application/json");

@@ -51,10 +51,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if not (has .Values.admission.mode (list "enforce" "warn" "audit")) -}}
 {{- fail "admission.mode must be enforce, warn or audit" -}}
 {{- end -}}
-{{- if and .Values.webhooks.enabled (not .Values.auth.enabled) -}}
-{{- fail "webhooks.enabled needs auth.enabled: an unauthenticated sender would let any pod queue scans" -}}
+{{- if and (not .Values.auth.existingSecret) (not .Values.auth.token) -}}
+{{- fail "auth needs auth.existingSecret or auth.token: the API, /metrics and webhook senders take a bearer token (Gantry refuses anonymous callers off loopback)" -}}
 {{- end -}}
-{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) (not .Values.auth.token) -}}
-{{- fail "auth.enabled needs auth.existingSecret or auth.token" -}}
+{{- if and .Values.rbac.pullSecretNamespaces (not .Values.admission.clientAuth.caSecret) -}}
+{{- fail "rbac.pullSecretNamespaces needs admission.clientAuth.caSecret: pull secrets are read only for reviews from the verified API server" -}}
+{{- end -}}
+{{- if and .Values.admission.clientAuth.names (not .Values.admission.clientAuth.caSecret) -}}
+{{- fail "admission.clientAuth.names needs admission.clientAuth.caSecret" -}}
+{{- end -}}
+{{- if hasKey .Values.admission "platform" -}}
+{{- fail "admission.platform was replaced by admission.platforms (every platform is judged by default)" -}}
 {{- end -}}
 {{- end -}}
