@@ -87,12 +87,12 @@ test_candidates_without_a_name if {
 	contains(f.message, "golang:1.22")
 }
 
-# Inputs stored before `pin` existed are classified from their booleans.
+# Inputs stored before `pin` existed are judged as they were then: without a digest, denied.
 test_inputs_without_pin if {
-	legacy := object.remove(buildah("bookworm", "floating", "x"), ["pin", "pin_reason"])
+	legacy := object.remove(buildah("12.12", "version", "x"), ["pin", "pin_reason"])
 	"unpinned-base" in fx.violation_codes(with_base(legacy))
-	legacy_version := object.union(legacy, {"floating": false, "tag": "12.12", "name": "docker.io/library/debian:12.12"})
-	"unpinned-base" in fx.warning_codes(with_base(legacy_version))
+	pinned := object.union(legacy, {"pinned": true})
+	fx.verdict(with_base(pinned)).decision == "allow"
 }
 
 test_no_evidence_is_a_warning if {

@@ -31,6 +31,7 @@ clean := {
 		"cmd": null,
 		"working_dir": "/app",
 		"exposed_ports": [],
+		"healthcheck": ["CMD", "/app/server", "-healthcheck"],
 		"history": [
 			{"created_by": "bazel build @distroless//static", "empty_layer": false, "layer_index": 0},
 			{"created_by": "COPY /out/server /app/server", "empty_layer": false, "layer_index": 1},

@@ -42,8 +42,9 @@ _what := sprintf("the base image %s", [_base.name]) if {
 	count(_candidates) > 0
 } else := "the base image (name not recorded)"
 
-# The class as Gantry recorded it; inputs made before `pin` existed are read from the
-# booleans they have.
+# The class as Gantry recorded it. Inputs stored before `pin` existed are read as they were
+# judged then: pinned only with a digest, anything else floating (so a stored deny stays a
+# deny when it is evaluated again).
 _recorded_pin := p if {
 	p := _base.pin
 	p in {"digest", "version", "floating", "unknown"}
@@ -51,9 +52,7 @@ _recorded_pin := p if {
 	not _known
 } else := "digest" if {
 	_base.pinned == true
-} else := "floating" if {
-	_base.floating == true
-} else := "version"
+} else := "floating"
 
 _floating_tags := {lower(t) | some t in object.get(_cfg, "floating_tags", []); is_string(t)}
 
