@@ -99,10 +99,13 @@ impl SymbolScan {
         let Some((ac, longest)) = SYMBOLS.as_ref() else {
             return false;
         };
+        // A name that ends in this piece but starts before it starts in the last
+        // `keep` bytes of the stream so far: search those with the piece's head.
         let keep = longest - 1;
-        if !self.carry.is_empty() {
-            let mut seam = std::mem::take(&mut self.carry);
-            seam.extend_from_slice(&piece[..piece.len().min(keep)]);
+        let mut seam = std::mem::take(&mut self.carry);
+        let carried = seam.len();
+        seam.extend_from_slice(&piece[..piece.len().min(keep)]);
+        if carried > 0 {
             for m in ac.find_overlapping_iter(&seam[..]) {
                 self.found |= 1 << m.pattern().as_usize();
             }
@@ -110,7 +113,13 @@ impl SymbolScan {
         for m in ac.find_overlapping_iter(piece) {
             self.found |= 1 << m.pattern().as_usize();
         }
-        self.carry = piece[piece.len().saturating_sub(keep)..].to_vec();
+        self.carry = if piece.len() >= keep {
+            piece[piece.len() - keep..].to_vec()
+        } else {
+            // A short piece: the carry grows by it, up to `keep` bytes.
+            seam.drain(..seam.len().saturating_sub(keep));
+            seam
+        };
         self.found != Self::ALL
     }
 
@@ -669,6 +678,28 @@ mod tests {
             off += p.len() as u64;
         }
         s.end()
+    }
+
+    #[test]
+    fn function_names_are_found_across_piece_boundaries() {
+        let mut file = vec![0x55u8; 700];
+        // Adjacent names share their NUL, as in .gopclntab.
+        file.extend_from_slice(b"\0time.LoadLocation\0crypto/x509.loadSystemRoots\0");
+        file.extend_from_slice(b"time.LoadLocationFromTZData\0crypto/x509.loadSystemRootsX\0");
+        file.resize(2000, 0x33);
+        for piece in [1, 2, 5, 17, 64, 701, 720, 4096] {
+            let mut s = SymbolScan::default();
+            for p in file.chunks(piece) {
+                if !s.feed(p) {
+                    break;
+                }
+            }
+            assert_eq!(
+                s.take(),
+                vec!["crypto/x509.loadSystemRoots", "time.LoadLocation"],
+                "piece {piece}"
+            );
+        }
     }
 
     #[test]

@@ -99,7 +99,12 @@ fn env<'c>(config: &'c ContainerConfig, key: &str) -> Option<&'c str> {
 
 /// A file, or a directory with at least one entry, at `path` (symlinks followed).
 fn present(fs: &Filesystem, path: &str) -> Option<String> {
-    let (real, f): (String, &SquashedFile) = fs.resolve(path)?;
+    let Some((real, f)) = fs.resolve(path) else {
+        // A directory a layer implies by its entries, without an entry of its own.
+        let dir = format!("{path}/");
+        return under(fs, &dir).next().map(|_| path.to_string());
+    };
+    let f: &SquashedFile = f;
     match f.entry.kind {
         EntryKind::Dir => {
             let dir = format!("{real}/");
