@@ -508,6 +508,79 @@ fn policy_errors_fail_closed_and_broken_bundles_are_errors() {
     assert!(stderr(&out).contains("x.rego"), "{}", stderr(&out));
 }
 
+/// Built the way Buildah records a base (stored name with a version tag, resolved digest),
+/// with a HEALTHCHECK, a Node PID 1, an ADD of a URL, and npm development dependencies.
+fn buildah_node_app() -> BuiltImage {
+    ImageBuilder::new()
+        .annotation(
+            "org.opencontainers.image.base.name",
+            "docker.io/library/node:22.11.0-bookworm-slim",
+        )
+        .annotation(
+            "org.opencontainers.image.base.digest",
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        )
+        .user("1000:1000")
+        .layer(passwd_layer("node:x:1000:1000::/home/node:/bin/sh\n"))
+        .layer_with_history(
+            LayerBuilder::new(Compression::Zstd)
+                .file(
+                    "app/package.json",
+                    r#"{"name":"web","dependencies":{},"devDependencies":{"jest":"^29"}}"#,
+                )
+                .file(
+                    "app/node_modules/jest/package.json",
+                    r#"{"name":"jest","version":"29.7.0"}"#,
+                ),
+            "ADD https://example.com/app.tar.gz /app/ # buildkit",
+        )
+        .healthcheck(["CMD", "node", "/app/health.js"])
+        .entrypoint(["node", "/app/server.js"])
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn buildah_style_version_base_is_allowed_with_warnings() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r) = scan_json(cache.path(), &layout(dir.path(), &buildah_node_app()), &[]);
+    assert_eq!(code, 0, "{}", r["verdict"]);
+    assert_eq!(r["facts"]["base"]["pin"], "version");
+    assert_eq!(r["facts"]["base"]["repository"], "docker.io/library/node");
+    let warnings = codes(&r, "warnings");
+    for code in [
+        "unpinned-base",
+        "no-init-process",
+        "add-remote-url",
+        "dev-dependency-shipped",
+    ] {
+        assert!(warnings.contains(&code.to_string()), "{code}: {warnings:?}");
+    }
+    assert!(
+        !warnings.contains(&"no-healthcheck".to_string()),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        r["facts"]["dev_dependencies"][0]["evidence"],
+        "dependency-graph"
+    );
+    // The same image where a digest is required.
+    let data = dir.path().join("strict.json");
+    std::fs::write(
+        &data,
+        r#"{"gantry": {"base_image": {"require_digest": true}}}"#,
+    )
+    .unwrap();
+    let (code, r) = scan_json(
+        cache.path(),
+        &format!("oci:{}:t", dir.path().display()),
+        &["--data", data.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(codes(&r, "violations"), vec!["unpinned-base".to_string()]);
+}
+
 #[test]
 fn real_scan_input_matches_the_documented_schema() {
     let cache = tempfile::tempdir().unwrap();
@@ -517,6 +590,8 @@ fn real_scan_input_matches_the_documented_schema() {
         secret_added_then_deleted(),
         node_with_typescript(),
         no_base_evidence(),
+        buildah_node_app(),
+        named_user("ghost:nogroup", ""),
     ]
     .iter()
     .enumerate()

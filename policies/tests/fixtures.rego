@@ -31,6 +31,7 @@ clean := {
 		"cmd": null,
 		"working_dir": "/app",
 		"exposed_ports": [],
+		"healthcheck": ["CMD", "/app/server", "-healthcheck"],
 		"history": [
 			{"created_by": "bazel build @distroless//static", "empty_layer": false, "layer_index": 0},
 			{"created_by": "COPY /out/server /app/server", "empty_layer": false, "layer_index": 1},
@@ -61,6 +62,9 @@ clean := {
 			"name": "gcr.io/distroless/static-debian12:nonroot@sha256:3333333333333333333333333333333333333333333333333333333333333333",
 			"digest": "sha256:3333333333333333333333333333333333333333333333333333333333333333",
 			"tag": "nonroot",
+			"repository": "gcr.io/distroless/static-debian12",
+			"pin": "digest",
+			"pin_reason": "the recorded base reference carries a digest",
 			"pinned": true,
 			"floating": false,
 			"evidence": "annotation",

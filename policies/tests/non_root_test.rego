@@ -87,7 +87,36 @@ test_unresolvable_name_warns if {
 	v.decision == "allow"
 	fx.codes(v.warnings) == {"unresolvable-user", "non-numeric-user"}
 	[w] := fx.with_code(v.warnings, "unresolvable-user")
-	contains(w.message, "USER ghost has no entry in etc/passwd")
+	contains(w.message, "USER ghost cannot be resolved")
+}
+
+# What runc says when it refuses to start the container is quoted.
+with_start_error(configured, name, error) := object.union(fx.with_user(configured, name, null, null), {"facts": {"user": {"start_error": error, "reason": "USER ghost is unresolvable: no entry in etc/passwd"}}})
+
+test_start_error_is_said_plainly if {
+	inp := with_start_error("ghost", "ghost", "unable to find user ghost: no matching entries in passwd file")
+	[w] := fx.with_code(fx.verdict(inp).warnings, "unresolvable-user")
+	contains(w.message, "USER ghost: the container will not start — the runtime fails with \"unable to find user ghost: no matching entries in passwd file\"")
+}
+
+test_unresolvable_user_severity_is_a_setting if {
+	inp := with_start_error("ghost", "ghost", "unable to find user ghost: no matching entries in passwd file")
+	v := fx.verdict(inp) with data.gantry.non_root.unresolvable_user as "deny"
+	v.decision == "deny"
+	"unresolvable-user" in fx.codes(v.violations)
+	not "unresolvable-user" in fx.codes(v.warnings)
+
+	# Any other value keeps the default, a warning.
+	w := fx.verdict(inp) with data.gantry.non_root.unresolvable_user as "loud"
+	"unresolvable-user" in fx.codes(w.warnings)
+}
+
+test_numeric_user_with_missing_group_is_unresolvable if {
+	inp := object.union(fx.with_user("1000:staff", null, null, null), {"facts": {"user": {"start_error": "unable to find group staff: no matching entries in group file"}}})
+	v := fx.verdict(inp)
+	[w] := fx.with_code(v.warnings, "unresolvable-user")
+	contains(w.message, "unable to find group staff")
+	not "root-user" in fx.codes(v.violations)
 }
 
 test_root_allowed_for_listed_images if {

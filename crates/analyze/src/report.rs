@@ -2,6 +2,7 @@ use gantry_model::fs::{FileEntry, Whiteout};
 use serde::{Deserialize, Serialize};
 
 use crate::OsRelease;
+use crate::analyzers::npm::{NpmLockfile, NpmProject};
 use crate::analyzers::passwd::{GroupFile, PasswdFile};
 use crate::analyzers::secrets::SecretHit;
 use crate::package::{CopyrightFile, FileList, Package};
@@ -49,6 +50,17 @@ pub struct LayerReport {
     /// toolchain binaries, whatever their file name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub go_mains: Vec<(String, String)>,
+    /// Go executables and the functions of `go_buildinfo::GO_SYMBOLS` their function table
+    /// names (TLS verification against the system store, time-zone loading, embedded roots
+    /// and zones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub go_symbols: Vec<(String, Vec<String>)>,
+    /// npm projects' own `package.json` files (their direct and development dependencies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub npm_projects: Vec<NpmProject>,
+    /// npm lockfiles, with the installed paths they mark as development-only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub npm_lockfiles: Vec<NpmLockfile>,
     /// Files an analyzer wanted but could not understand: reported, never silently skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknowns: Vec<Unknown>,

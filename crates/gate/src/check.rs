@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use gantry_analyze::OsRelease;
 use gantry_analyze::facts::{
-    FileFacts, PackageFact, PackageManagerFact, SecretFact, SetuidFact, ShellFacts, ToolchainFact,
-    UnknownFact, UserFacts, derive_facts,
+    DevDependencyFact, FileFacts, PackageFact, PackageManagerFact, SecretFact, SetuidFact,
+    ShellFacts, TimezoneFacts, TlsFacts, ToolchainFact, UnknownFact, UserFacts, derive_facts,
 };
 use gantry_model::{Finding, Verdict};
 use gantry_policy::Policy;
@@ -53,6 +53,12 @@ pub struct Facts {
     pub size: SizeFacts,
     /// os-release of the final filesystem.
     pub os: Option<OsRelease>,
+    /// npm packages only development needs, installed in the final image.
+    pub dev_dependencies: Vec<DevDependencyFact>,
+    /// The CA bundle, and binaries that verify TLS against the system store.
+    pub tls: TlsFacts,
+    /// The zone database, and binaries that load zones from it.
+    pub timezone: TimezoneFacts,
 }
 
 /// The policy input document, version 1 (docs/policies/input.md).
@@ -178,6 +184,9 @@ pub fn build_input(
         package_managers,
         packages,
         unknowns,
+        dev_dependencies,
+        tls,
+        timezone,
     } = derive_facts(
         &walked,
         &scan.filesystem,
@@ -200,6 +209,9 @@ pub fn build_input(
             base,
             size: size_facts(scan),
             os: final_os_release(scan),
+            dev_dependencies,
+            tls,
+            timezone,
         },
         packages,
         unknowns,

@@ -70,6 +70,10 @@ pub struct ConfigInfo {
     pub exposed_ports: Vec<String>,
     /// Build history.
     pub history: Vec<HistoryStep>,
+    /// `HEALTHCHECK` test as recorded (`["CMD-SHELL", "curl -f …"]`; `["NONE"]` disables an
+    /// inherited one); null when the config has none.
+    #[serde(default)]
+    pub healthcheck: Option<Vec<String>>,
 }
 
 /// `input.layers[]`.
@@ -156,6 +160,7 @@ pub fn config_info(config: &ImageConfig) -> ConfigInfo {
         working_dir: c.working_dir.clone(),
         exposed_ports: c.exposed_ports.keys().cloned().collect(),
         history: history_steps(&config.history),
+        healthcheck: c.healthcheck.as_ref().map(|h| h.test.clone()),
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod base;
 mod check;
+mod dockerfile;
 pub mod input;
 pub mod size;
 

@@ -303,6 +303,24 @@ pub struct ContainerConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub stop_signal: Option<String>,
+    /// `HEALTHCHECK` (Docker's image config; the OCI spec has no such field, Buildah writes
+    /// it only in Docker format).
+    #[serde(
+        rename = "Healthcheck",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub healthcheck: Option<Healthcheck>,
+}
+
+/// `config.Healthcheck` of a Docker image config. Only the test is kept: the timings do not
+/// change whether there is one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// `["CMD", …]`, `["CMD-SHELL", "…"]`, or `["NONE"]` (disables an inherited check); empty
+    /// means inherit.
+    #[serde(rename = "Test", default, deserialize_with = "null_as_default")]
+    pub test: Vec<String>,
 }
 
 /// `rootfs` of an image config.

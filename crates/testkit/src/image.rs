@@ -63,6 +63,7 @@ pub struct ImageBuilder {
     media_type_overrides: BTreeMap<usize, String>,
     wrong_diff_ids: BTreeSet<usize>,
     config_override: Option<serde_json::Value>,
+    healthcheck: Option<Vec<String>>,
     raw_config: Option<Vec<u8>>,
     raw_manifest: Option<Vec<u8>>,
 }
@@ -97,6 +98,7 @@ impl ImageBuilder {
             media_type_overrides: BTreeMap::new(),
             wrong_diff_ids: BTreeSet::new(),
             config_override: None,
+            healthcheck: None,
             raw_config: None,
             raw_manifest: None,
         }
@@ -215,6 +217,12 @@ impl ImageBuilder {
         self
     }
 
+    /// `HEALTHCHECK`: the config's `Healthcheck.Test` (`["CMD", "/app/health"]`, `["NONE"]`).
+    pub fn healthcheck<S: Into<String>>(mut self, test: impl IntoIterator<Item = S>) -> Self {
+        self.healthcheck = Some(test.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Uses these bytes as the config blob verbatim (malformed-config tests).
     pub fn raw_config(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.raw_config = Some(bytes.into());
@@ -299,6 +307,10 @@ impl ImageBuilder {
                 exposed_ports: self.exposed_ports.clone(),
                 volumes: self.volumes.clone(),
                 stop_signal: None,
+                healthcheck: self
+                    .healthcheck
+                    .as_ref()
+                    .map(|test| gantry_model::oci::Healthcheck { test: test.clone() }),
             },
             rootfs: RootFs {
                 kind: "layers".to_string(),

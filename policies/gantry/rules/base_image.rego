@@ -1,12 +1,15 @@
-# The base image must be known and pinned by digest.
+# The base image must be recorded, pinned, and (when the platform team lists them) approved.
 #
 # Reads input.facts.base: the base recorded in the image itself (OCI annotations
-# org.opencontainers.image.base.name/.digest, the same keys as config labels, or BuildKit
-# provenance). "Pinned" means the reference as written carried a digest (FROM x:1@sha256:…);
-# a tag plus the digest it resolved to on build day is not pinned.
+# org.opencontainers.image.base.name/.digest, BuildKit provenance, or the same keys as config
+# labels) and its class, `pin`: digest | version | floating | unknown (docs/checks.md says how
+# each builder's record is classified). Tags listed in data.gantry.base_image.floating_tags
+# float even when they look like a version.
 #
-# Codes: unpinned-base (deny: the recorded base reference has no digest), base-image-unknown
-# (warn when nothing is recorded; deny when data.gantry.base_image.require_base_evidence).
+# Codes: unpinned-base (deny for a floating base; for a version tag a warning, or a deny when
+# base_image.require_digest), base-image-unknown (warn; deny when
+# base_image.require_base_evidence), base-not-approved (deny when base_image.allowed is a
+# non-empty list and the base is not on it).
 package gantry.rules.base_image
 
 import rego.v1
@@ -39,12 +42,40 @@ _what := sprintf("the base image %s", [_base.name]) if {
 	count(_candidates) > 0
 } else := "the base image (name not recorded)"
 
-_floating_note := sprintf(" and its tag %s moves by design", [_base.tag]) if {
-	_base.floating == true
-	is_string(_base.tag)
-} else := " and it has no tag, so it means latest" if {
-	_base.floating == true
-} else := ""
+# The class as Gantry recorded it. Inputs stored before `pin` existed are read as they were
+# judged then: pinned only with a digest, anything else floating (so a stored deny stays a
+# deny when it is evaluated again).
+_recorded_pin := p if {
+	p := _base.pin
+	p in {"digest", "version", "floating", "unknown"}
+} else := "unknown" if {
+	not _known
+} else := "digest" if {
+	_base.pinned == true
+} else := "floating"
+
+_floating_tags := {lower(t) | some t in object.get(_cfg, "floating_tags", []); is_string(t)}
+
+_tag := lower(_base.tag) if is_string(_base.tag)
+
+# A listed tag, or a tag whose leading component (before the first "-") is listed.
+_listed if _tag in _floating_tags
+
+_listed if split(_tag, "-")[0] in _floating_tags
+
+_pin := "floating" if {
+	_recorded_pin == "version"
+	_listed
+} else := _recorded_pin
+
+_reason := sprintf("tag %s is listed in base_image.floating_tags: it moves by design", [_base.tag]) if {
+	_recorded_pin == "version"
+	_listed
+} else := r if {
+	r := _base.pin_reason
+	is_string(r)
+	r != ""
+} else := "no digest is recorded with it"
 
 _location := loc if {
 	loc := _base.location
@@ -52,23 +83,130 @@ _location := loc if {
 	count(loc) > 0
 } else := lib.field("manifest.annotations")
 
-deny contains {
-	"code": "unpinned-base",
-	"message": sprintf("%s is written without a digest (%s evidence)%s: a rebuild may silently get a different base; write FROM name:tag@sha256:…", [_what, _evidence, _floating_note]),
-	"location": _location,
-} if {
-	_known
-	not _base.pinned == true
+_floating_message := sprintf("%s floats: %s (%s evidence); a rebuild may silently get a different base — pin it by digest, FROM name:version@sha256:…", [_what, _reason, _evidence])
+
+_version_message := sprintf("%s is pinned by a version tag, not a digest: %s (%s evidence); write FROM name:version@sha256:… so rebuilds get the same base", [_what, _reason, _evidence])
+
+deny contains {"code": "unpinned-base", "message": _floating_message, "location": _location} if {
+	_pin == "floating"
 }
 
-_unknown_message := "no base image is recorded (no org.opencontainers.image.base.* annotation or label, no BuildKit provenance), so whether it is pinned cannot be known; build with BuildKit (--provenance, or the base annotations), or ignore this for FROM scratch images"
+deny contains {"code": "unpinned-base", "message": _version_message, "location": _location} if {
+	_pin == "version"
+	_cfg.require_digest == true
+}
+
+warn contains {"code": "unpinned-base", "message": _version_message, "location": _location} if {
+	_pin == "version"
+	not _cfg.require_digest == true
+}
+
+_unknown_message := "no base image is recorded (no org.opencontainers.image.base.* annotation or label, no BuildKit provenance), so whether it is pinned cannot be known; build with BuildKit (--provenance), or set the base annotations, or ignore this for FROM scratch images"
+
+# Known evidence of class unknown (the provenance of a FROM scratch build) has nothing to pin.
+_nothing_to_judge if not _known
 
 deny contains {"code": "base-image-unknown", "message": _unknown_message, "location": _location} if {
-	not _known
+	_nothing_to_judge
 	_cfg.require_base_evidence == true
 }
 
 warn contains {"code": "base-image-unknown", "message": _unknown_message, "location": _location} if {
-	not _known
+	_nothing_to_judge
 	not _cfg.require_base_evidence == true
 }
+
+# ---------------------------------------------------------------------------------------------
+# Approved bases: data.gantry.base_image.allowed lists repository prefixes
+# ("docker.io/library/debian", "gcr.io/distroless/"), or objects
+# {"repository": "…", "digests": ["sha256:…"]} that also pin the allowed digests.
+
+_allowed := [a | some a in object.get(_cfg, "allowed", []); _allowed_entry(a)]
+
+_allowed_entry(a) if is_string(a)
+
+_allowed_entry(a) if {
+	is_object(a)
+	is_string(a.repository)
+}
+
+_prefix(a) := a if is_string(a)
+
+_prefix(a) := a.repository if is_object(a)
+
+_repo_matches(prefix, repo) if repo == trim_suffix(prefix, "/")
+
+_repo_matches(prefix, repo) if {
+	endswith(prefix, "/")
+	startswith(repo, prefix)
+}
+
+_repo_matches(prefix, repo) if {
+	not endswith(prefix, "/")
+	startswith(repo, concat("", [prefix, "/"]))
+}
+
+_digest_ok(a, _) if is_string(a)
+
+_digest_ok(a, _) if {
+	is_object(a)
+	not is_array(a.digests)
+}
+
+_digest_ok(a, digest) if {
+	is_object(a)
+	is_array(a.digests)
+	digest in a.digests
+}
+
+_approved(repo, digest) if {
+	some a in _allowed
+	_repo_matches(_prefix(a), repo)
+	_digest_ok(a, digest)
+}
+
+_approval_on if count(_allowed) > 0
+
+_repositories := [r | r := _base.repository; is_string(r)] if {
+	is_string(_base.repository)
+} else := [r | some r in object.get(_base, "candidate_repositories", []); is_string(r)]
+
+_not_approved contains r if {
+	some r in _repositories
+	not _approved(r, object.get(_base, "digest", null))
+}
+
+_allowed_text := concat(", ", [_prefix(a) | some a in _allowed])
+
+deny contains {
+	"code": "base-not-approved",
+	"message": sprintf("%s is not an approved base (%s is not allowed by base_image.allowed: %s)", [_what, concat(", ", sort([r | some r in _not_approved])), _allowed_text]),
+	"location": _location,
+} if {
+	_approval_on
+	count(_not_approved) > 0
+}
+
+# A digest recorded alone (ko's record of a base given by digest) is approved when an entry
+# lists that digest.
+_digest_approved if {
+	some a in _allowed
+	is_object(a)
+	is_array(a.digests)
+	_base.digest in a.digests
+}
+
+# A base that cannot be named cannot be shown to be approved.
+deny contains {
+	"code": "base-not-approved",
+	"message": sprintf("the base image cannot be checked against base_image.allowed (%s): %s", [_allowed_text, _unnamed_reason]),
+	"location": _location,
+} if {
+	_approval_on
+	count(_repositories) == 0
+	not _base.scratch == true
+	not _digest_approved
+}
+
+_unnamed_reason := "no base is recorded" if not _known
+else := "only its digest is recorded, not its repository"

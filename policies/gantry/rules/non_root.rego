@@ -2,7 +2,8 @@
 #
 # Reads input.facts.user (USER resolved through the image's own etc/passwd) and, as a second
 # line of defence, the USER string itself: "", "root", "0", "0:0" are root whatever the facts
-# say. Codes: root-user (deny), unresolvable-user (warn), non-numeric-user (warn, data flag
+# say. Codes: root-user (deny), unresolvable-user (warn, or deny when
+# non_root.unresolvable_user is "deny"), non-numeric-user (warn, data flag
 # non_root.warn_non_numeric_user).
 package gantry.rules.non_root
 
@@ -67,13 +68,36 @@ deny contains {
 	not _root_allowed
 }
 
-warn contains {
-	"code": "unresolvable-user",
-	"message": sprintf("USER %s has no entry in etc/passwd of the final filesystem: its uid is unknown and the runtime may refuse to start the container; use a numeric USER or add the user", [_configured]),
-	"location": _location,
-} if {
+# The runtime (runc, as Docker and containerd run it) refuses to start the container, or
+# Gantry could not read the account file that decides.
+_unresolvable if {
 	not _root_reason
 	_user.resolved == false
+}
+
+_unresolvable_message := sprintf("USER %s: the container will not start — the runtime fails with \"%s\" (%s); use a numeric USER or add the account to the final stage", [_configured, _user.start_error, object.get(_user, "reason", "")]) if {
+	is_string(_user.start_error)
+} else := sprintf("USER %s cannot be resolved (%s): its uid is unknown and the runtime may refuse to start the container; use a numeric USER or add the user", [_configured, object.get(_user, "reason", "no entry in etc/passwd of the final filesystem")])
+
+# "deny" or "warn" (the default: Kubernetes' runAsUser overrides USER, so such an image
+# can still run under a pod that sets it).
+_unresolvable_severity := "deny" if _cfg.unresolvable_user == "deny"
+else := "warn"
+
+_unresolvable_finding := {
+	"code": "unresolvable-user",
+	"message": _unresolvable_message,
+	"location": _location,
+}
+
+deny contains _unresolvable_finding if {
+	_unresolvable
+	_unresolvable_severity == "deny"
+}
+
+warn contains _unresolvable_finding if {
+	_unresolvable
+	_unresolvable_severity == "warn"
 }
 
 warn contains {

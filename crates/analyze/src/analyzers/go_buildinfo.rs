@@ -19,7 +19,17 @@
 //!
 //! Binaries of Go ≤ 1.17 keep the strings behind pointers elsewhere in the file and become
 //! an unknown.
+//!
+//! In the same pass the analyzer looks for a few function names in the binary's function
+//! name table (`.gopclntab`, which Go keeps even in stripped binaries because stack traces
+//! need it; every name there is NUL-terminated): [`GO_SYMBOLS`]. A name there means the
+//! linker kept that function — the program *can* call it, which is what the CA-certificate
+//! and time-zone checks need to know ("can verify TLS certificates against the system store",
+//! "can load named zones"), without claiming that it does.
 
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
 use gantry_model::Location;
 use gantry_model::fs::FileEntry;
 use memchr::memmem;
@@ -46,6 +56,85 @@ pub const MAX_CAPTURE: usize = 1024 * 1024;
 /// fake headers is hostile or corrupt).
 const MAX_CANDIDATES: usize = 64;
 
+/// Function names looked for in Go binaries, as `.gopclntab` stores them (NUL on both sides:
+/// the end of the previous name and the end of this one, so `time.LoadLocationFromTZData`
+/// does not count as `time.LoadLocation`).
+pub const GO_SYMBOLS: &[&str] = &[
+    // Verifying a server certificate without explicit roots loads the system CA store.
+    "crypto/x509.loadSystemRoots",
+    // golang.org/x/crypto/x509roots/fallback registers roots compiled into the binary.
+    "crypto/x509.SetFallbackRoots",
+    // The TLS client handshake.
+    "crypto/tls.(*Conn).clientHandshake",
+    // Loading a named time zone (from the system's zoneinfo unless embedded).
+    "time.LoadLocation",
+    // `import _ "time/tzdata"` (or -tags timetzdata): the zone database compiled in.
+    "time/tzdata.loadFromEmbeddedTZData",
+];
+
+/// One automaton over the NUL-delimited names: a single pass over every executable.
+static SYMBOLS: LazyLock<Option<(AhoCorasick, usize)>> = LazyLock::new(|| {
+    let needles: Vec<Vec<u8>> = GO_SYMBOLS
+        .iter()
+        .map(|s| [&b"\0"[..], s.as_bytes(), &b"\0"[..]].concat())
+        .collect();
+    let longest = needles.iter().map(Vec::len).max().unwrap_or(0);
+    AhoCorasick::new(&needles).ok().map(|ac| (ac, longest))
+});
+
+/// The search for [`GO_SYMBOLS`] in one file.
+#[derive(Default)]
+struct SymbolScan {
+    /// Bit `i` set: `GO_SYMBOLS[i]` was found.
+    found: u32,
+    /// The last bytes of the previous piece (a name may straddle pieces).
+    carry: Vec<u8>,
+}
+
+impl SymbolScan {
+    const ALL: u32 = (1 << GO_SYMBOLS.len()) - 1;
+
+    /// Searches the next piece; returns whether more is wanted (some name still unseen).
+    fn feed(&mut self, piece: &[u8]) -> bool {
+        let Some((ac, longest)) = SYMBOLS.as_ref() else {
+            return false;
+        };
+        // A name that ends in this piece but starts before it starts in the last
+        // `keep` bytes of the stream so far: search those with the piece's head.
+        let keep = longest - 1;
+        let mut seam = std::mem::take(&mut self.carry);
+        let carried = seam.len();
+        seam.extend_from_slice(&piece[..piece.len().min(keep)]);
+        if carried > 0 {
+            for m in ac.find_overlapping_iter(&seam[..]) {
+                self.found |= 1 << m.pattern().as_usize();
+            }
+        }
+        for m in ac.find_overlapping_iter(piece) {
+            self.found |= 1 << m.pattern().as_usize();
+        }
+        self.carry = if piece.len() >= keep {
+            piece[piece.len() - keep..].to_vec()
+        } else {
+            // A short piece: the carry grows by it, up to `keep` bytes.
+            seam.drain(..seam.len().saturating_sub(keep));
+            seam
+        };
+        self.found != Self::ALL
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        let found = std::mem::take(&mut self.found);
+        self.carry.clear();
+        GO_SYMBOLS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| found & (1 << i) != 0)
+            .map(|(_, s)| (*s).to_string())
+            .collect()
+    }
+}
+
 /// Reads Go build information from executables.
 #[derive(Debug)]
 pub struct GoBuildinfoAnalyzer;
@@ -57,7 +146,8 @@ impl Analyzer for GoBuildinfoAnalyzer {
 
     fn version(&self) -> u32 {
         // 2: records each binary's main package path (Go toolchain identity).
-        2
+        // 3: records the GO_SYMBOLS each binary links.
+        3
     }
 
     fn interest(&self) -> Interest {
@@ -88,6 +178,9 @@ pub fn executable(entry: &FileEntry) -> bool {
 #[derive(Default)]
 struct GoLayer {
     scan: Scan,
+    symbols: SymbolScan,
+    /// (executable path, GO_SYMBOLS it links), for Go binaries.
+    linked: Vec<(String, Vec<String>)>,
     packages: Vec<Package>,
     unknowns: Vec<Unknown>,
     /// (executable path, main package import path).
@@ -506,19 +599,26 @@ impl LayerAnalysis for GoLayer {
 
     fn stream_start(&mut self, _entry: &FileEntry) {
         self.scan.end();
+        self.symbols.take();
     }
 
     fn stream(&mut self, _entry: &FileEntry, offset: u64, piece: &[u8]) -> bool {
-        self.scan.feed(offset, piece, false)
+        // Both searches run to the end of what they need: the function names usually come
+        // before the build info (.gopclntab precedes .go.buildinfo), but not always.
+        let build_info = self.scan.feed(offset, piece, false);
+        let symbols = self.symbols.feed(piece);
+        build_info || symbols
     }
 
     fn stream_end(&mut self, entry: &FileEntry) {
+        let symbols = self.symbols.take();
         match self.scan.end() {
             Some(Ok(info)) => {
                 if !info.path.is_empty() {
                     self.mains.push((entry.path.clone(), info.path.clone()));
                 }
                 self.packages.extend(info.packages(&entry.path));
+                self.linked.push((entry.path.clone(), symbols));
             }
             Some(Err(reason)) => self.unknowns.push(Unknown {
                 analyzer: ID.to_string(),
@@ -533,6 +633,7 @@ impl LayerAnalysis for GoLayer {
         report.packages.extend(self.packages);
         report.unknowns.extend(self.unknowns);
         report.go_mains.extend(self.mains);
+        report.go_symbols.extend(self.linked);
     }
 }
 
@@ -577,6 +678,28 @@ mod tests {
             off += p.len() as u64;
         }
         s.end()
+    }
+
+    #[test]
+    fn function_names_are_found_across_piece_boundaries() {
+        let mut file = vec![0x55u8; 700];
+        // Adjacent names share their NUL, as in .gopclntab.
+        file.extend_from_slice(b"\0time.LoadLocation\0crypto/x509.loadSystemRoots\0");
+        file.extend_from_slice(b"time.LoadLocationFromTZData\0crypto/x509.loadSystemRootsX\0");
+        file.resize(2000, 0x33);
+        for piece in [1, 2, 5, 17, 64, 701, 720, 4096] {
+            let mut s = SymbolScan::default();
+            for p in file.chunks(piece) {
+                if !s.feed(p) {
+                    break;
+                }
+            }
+            assert_eq!(
+                s.take(),
+                vec!["crypto/x509.loadSystemRoots", "time.LoadLocation"],
+                "piece {piece}"
+            );
+        }
     }
 
     #[test]

@@ -158,7 +158,8 @@ pub fn builtin() -> Vec<Box<dyn Analyzer>> {
 /// 2: passwd/group, packages, file lists, source maps and secrets fields.
 /// 3: packages of every ecosystem with namespace, licenses, dependencies, cataloger; dpkg
 /// copyright files.
-const REPORT_FORMAT: u32 = 4;
+/// 5: passwd/group read as the container runtime reads them (every line, ids as i64).
+const REPORT_FORMAT: u32 = 5;
 
 /// A short, stable fingerprint of an analyzer set: `v1-` + 16 hex digits of the SHA-256 of
 /// the report format and every `id@version`, in order.

@@ -11,6 +11,13 @@
 //!
 //! Read: `name`, `version`, `license` (a string, `{"type": …}`, or the legacy `licenses`
 //! array) and the names in `dependencies` and `optionalDependencies`.
+//!
+//! For the development-dependency check the analyzer also reads, without reporting packages
+//! from them: each project's own `package.json` (one not under `node_modules`: the names in
+//! `dependencies`, `optionalDependencies`, `peerDependencies` and `devDependencies`), and the
+//! lockfiles npm writes — `package-lock.json` (v2/v3) and the hidden
+//! `node_modules/.package-lock.json` — keeping the `packages` keys npm marked `"dev": true`
+//! (needed only for development; `npm ci --omit=dev` leaves them out).
 
 use gantry_model::Location;
 use gantry_model::fs::FileEntry;
@@ -27,6 +34,32 @@ const ID: &str = "npm";
 /// unknown.
 pub const MAX_BYTES: usize = 1024 * 1024;
 
+/// Lockfiles of large applications are a few MiB (about 500 bytes per package); 32 MiB is
+/// tens of thousands of packages. A larger one becomes an unknown.
+pub const MAX_LOCK_BYTES: usize = 32 * 1024 * 1024;
+
+/// A project's own `package.json`: the names it depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NpmProject {
+    /// Path of the `package.json`.
+    pub path: String,
+    /// `dependencies`, `optionalDependencies` and `peerDependencies`.
+    pub dependencies: Vec<String>,
+    /// `devDependencies`.
+    pub dev_dependencies: Vec<String>,
+}
+
+/// An npm lockfile (v2/v3 `packages`): the installed paths npm marked `dev`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NpmLockfile {
+    /// Path of the lockfile.
+    pub path: String,
+    /// The project directory its keys are relative to (`app`; empty for the root).
+    pub project: String,
+    /// `packages` keys with `"dev": true`, e.g. `node_modules/typescript`.
+    pub dev: Vec<String>,
+}
+
 /// Reads installed npm packages.
 #[derive(Debug)]
 pub struct NpmAnalyzer;
@@ -37,7 +70,8 @@ impl Analyzer for NpmAnalyzer {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: project manifests and lockfiles (development dependencies).
+        2
     }
 
     fn interest(&self) -> Interest {
@@ -45,9 +79,17 @@ impl Analyzer for NpmAnalyzer {
             &[
                 "**/node_modules/*/package.json",
                 "**/node_modules/@*/*/package.json",
+                "**/package.json",
             ],
             MAX_BYTES,
         )
+    }
+
+    fn extra_interests(&self) -> Vec<Interest> {
+        vec![Interest::paths(
+            &["**/package-lock.json", "**/node_modules/.package-lock.json"],
+            MAX_LOCK_BYTES,
+        )]
     }
 
     fn start_layer(&self) -> Box<dyn LayerAnalysis> {
@@ -58,18 +100,47 @@ impl Analyzer for NpmAnalyzer {
 #[derive(Default)]
 struct NpmLayer {
     packages: Vec<Package>,
+    projects: Vec<NpmProject>,
+    lockfiles: Vec<NpmLockfile>,
     unknowns: Vec<Unknown>,
 }
 
 impl LayerAnalysis for NpmLayer {
     fn file(&mut self, entry: &FileEntry, content: &[u8], complete: bool) {
-        let Some(dir_name) = installed_package_dir(&entry.path) else {
-            return;
-        };
         let unknown = |reason: String| Unknown {
             analyzer: ID.to_string(),
             path: entry.path.clone(),
             reason,
+        };
+        if let Some(project) = lockfile_project(&entry.path) {
+            if !complete {
+                self.unknowns.push(unknown(format!(
+                    "{} bytes, larger than the {} MiB limit for lockfiles; not parsed",
+                    entry.size,
+                    MAX_LOCK_BYTES / (1024 * 1024)
+                )));
+                return;
+            }
+            match parse_lockfile(content) {
+                Ok(dev) => self.lockfiles.push(NpmLockfile {
+                    path: entry.path.clone(),
+                    project: project.to_string(),
+                    dev,
+                }),
+                Err(reason) => self.unknowns.push(unknown(reason)),
+            }
+            return;
+        }
+        let Some(dir_name) = installed_package_dir(&entry.path) else {
+            // A project's own manifest: not installed from a registry, not a package.
+            if entry.path.rsplit('/').next() == Some("package.json")
+                && !entry.path.split('/').any(|c| c == "node_modules")
+                && complete
+                && let Some(project) = parse_project(&entry.path, content)
+            {
+                self.projects.push(project);
+            }
+            return;
         };
         if !complete {
             self.unknowns.push(unknown(format!(
@@ -90,8 +161,68 @@ impl LayerAnalysis for NpmLayer {
 
     fn finish(self: Box<Self>, report: &mut LayerReport) {
         report.packages.extend(self.packages);
+        report.npm_projects.extend(self.projects);
+        report.npm_lockfiles.extend(self.lockfiles);
         report.unknowns.extend(self.unknowns);
     }
+}
+
+/// The project directory of a lockfile: `app` for `app/package-lock.json` and for
+/// `app/node_modules/.package-lock.json`; `None` for other files (and for a lockfile a
+/// package ships inside `node_modules`, which npm ignores).
+pub fn lockfile_project(path: &str) -> Option<&str> {
+    if let Some(dir) = path
+        .strip_suffix(".package-lock.json")
+        .and_then(|p| p.strip_suffix("node_modules/"))
+    {
+        let dir = dir.strip_suffix('/').unwrap_or(dir);
+        return (!dir.split('/').any(|c| c == "node_modules")).then_some(dir);
+    }
+    let name = path.rsplit('/').next()?;
+    (name == "package-lock.json" && !path.split('/').any(|c| c == "node_modules"))
+        .then(|| path.rsplit_once('/').map_or("", |(d, _)| d))
+}
+
+/// The `packages` keys a v2/v3 lockfile marks `"dev": true` (a v1 lockfile has no
+/// `packages` and gives none).
+pub fn parse_lockfile(content: &[u8]) -> Result<Vec<String>, String> {
+    let v: Value = serde_json::from_slice(content).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Some(obj) = v.as_object() else {
+        return Err("not a JSON object".into());
+    };
+    let mut dev: Vec<String> = match obj.get("packages") {
+        Some(Value::Object(packages)) => packages
+            .iter()
+            .filter(|(k, p)| !k.is_empty() && p.get("dev") == Some(&Value::Bool(true)))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        Some(_) => return Err("`packages` is not an object".into()),
+        None => Vec::new(),
+    };
+    dev.sort();
+    Ok(dev)
+}
+
+/// A project's `package.json`; `None` when it does not parse (the application's own file
+/// is not a package database: no unknown).
+pub fn parse_project(path: &str, content: &[u8]) -> Option<NpmProject> {
+    let v: Value = serde_json::from_slice(content).ok()?;
+    let obj = v.as_object()?;
+    let names = |keys: &[&str]| -> Vec<String> {
+        let mut out: Vec<String> = keys
+            .iter()
+            .filter_map(|k| obj.get(*k).and_then(Value::as_object))
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    Some(NpmProject {
+        path: path.to_string(),
+        dependencies: names(&["dependencies", "optionalDependencies", "peerDependencies"]),
+        dev_dependencies: names(&["devDependencies"]),
+    })
 }
 
 /// For an installed package's `package.json`, the package's directory name under its
@@ -227,6 +358,43 @@ mod tests {
         ] {
             assert_eq!(installed_package_dir(path), want, "{path}");
         }
+    }
+
+    #[test]
+    fn lockfile_projects_and_dev_keys() {
+        assert_eq!(lockfile_project("app/package-lock.json"), Some("app"));
+        assert_eq!(lockfile_project("package-lock.json"), Some(""));
+        assert_eq!(
+            lockfile_project("app/node_modules/.package-lock.json"),
+            Some("app")
+        );
+        assert_eq!(
+            lockfile_project("node_modules/.package-lock.json"),
+            Some("")
+        );
+        assert_eq!(
+            lockfile_project("app/node_modules/x/package-lock.json"),
+            None
+        );
+        assert_eq!(lockfile_project("app/package.json"), None);
+        let dev = parse_lockfile(
+            br#"{"lockfileVersion":3,"packages":{"":{"name":"web"},"node_modules/typescript":{"version":"5.6.3","dev":true},"node_modules/express":{"version":"4.21.0"},"node_modules/fsevents":{"devOptional":true}}}"#,
+        )
+        .unwrap();
+        assert_eq!(dev, vec!["node_modules/typescript"]);
+        assert_eq!(
+            parse_lockfile(br#"{"lockfileVersion":1,"dependencies":{}}"#).unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(parse_lockfile(b"[1]").is_err());
+        assert!(parse_lockfile(br#"{"packages":[]}"#).is_err());
+        let p = parse_project(
+            "app/package.json",
+            br#"{"dependencies":{"express":"^4"},"peerDependencies":{"react":"*"},"devDependencies":{"typescript":"^5","jest":"^29"}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.dependencies, vec!["express", "react"]);
+        assert_eq!(p.dev_dependencies, vec!["jest", "typescript"]);
     }
 
     #[test]

@@ -30,11 +30,15 @@ use serde::{Deserialize, Serialize};
 use crate::package::{Ecosystem, Package};
 use crate::{Filesystem, LayerReport, OsRelease, SquashedFile};
 
+mod dev;
+mod runtime;
 mod secrets;
 mod system;
 mod toolchain;
 mod user;
 
+pub use dev::DevDependencyFact;
+pub use runtime::{BinaryNeed, TimezoneFacts, TlsFacts};
 pub use secrets::{SecretFact, SecretSource};
 pub use system::{PackageManagerFact, SetuidFact, ShellFacts};
 pub use toolchain::{Category, Evidence, ToolchainFact};
@@ -74,6 +78,16 @@ pub struct FileFacts {
     pub shell: ShellFacts,
     /// `facts.package_managers`, sorted by path.
     pub package_managers: Vec<PackageManagerFact>,
+    /// `facts.dev_dependencies`: npm packages only development needs, installed in the final
+    /// image; sorted.
+    #[serde(default)]
+    pub dev_dependencies: Vec<DevDependencyFact>,
+    /// `facts.tls`: the CA bundle, and the binaries that verify against the system store.
+    #[serde(default)]
+    pub tls: TlsFacts,
+    /// `facts.timezone`: the zone database, and the binaries that read it.
+    #[serde(default)]
+    pub timezone: TimezoneFacts,
     /// `packages`: installed packages of the final filesystem (OS databases, language
     /// manifests, binaries), sorted by ecosystem, name, arch, version, location.
     pub packages: Vec<PackageFact>,
@@ -163,7 +177,11 @@ pub fn derive_facts(
         .filter(|p| p.ecosystem.is_os())
         .cloned()
         .collect();
+    let (tls, timezone) = runtime::derive(&layers, fs, config, &packages);
     FileFacts {
+        dev_dependencies: dev::derive(&layers, fs, &packages),
+        tls,
+        timezone,
         user: user::derive(&layers, fs, &config.user),
         toolchain: toolchain::derive(&layers, fs, &os_packages),
         secrets: secrets::derive(&layers, fs, config, history),

@@ -117,11 +117,14 @@ fn single_stage_build_image_as_root() {
     assert!(f.user.resolved);
     assert!(!f.user.numeric);
     assert_eq!(f.user.reason, "USER is not set: runs as root");
+    // The gid comes from root's etc/passwd entry, as the runtime takes it.
     assert_eq!(
         f.user.location,
         Location {
+            layer: Some(image.layer(0)),
+            layer_index: Some(0),
+            path: Some("etc/passwd".into()),
             field: Some("config.User".into()),
-            ..Location::default()
         }
     );
 
@@ -299,7 +302,8 @@ fn single_stage_build_image_as_root() {
             "configured": "", "name": null, "group": null, "uid": 0, "gid": 0,
             "numeric": false, "resolved": true, "root": true,
             "reason": "USER is not set: runs as root",
-            "location": {"field": "config.User"}
+            "location": {"layer": image.layer(0), "layer_index": 0, "path": "etc/passwd", "field": "config.User"},
+            "supplementary_gids": [], "home": "/root", "start_error": null
         })
     );
     assert_eq!(
@@ -420,11 +424,13 @@ fn user_names_resolve_through_the_final_passwd() {
     assert_eq!(f.user.group.as_deref(), Some("staff"));
 
     let f = image.facts_as("appuser:nosuchgroup");
-    assert_eq!((f.user.uid, f.user.gid), (Some(1001), None));
-    assert!(
-        f.user
-            .reason
-            .contains("group nosuchgroup is not in etc/group")
+    assert_eq!(
+        (f.user.uid, f.user.gid, f.user.resolved),
+        (None, None, false)
+    );
+    assert_eq!(
+        f.user.start_error.as_deref(),
+        Some("unable to find group nosuchgroup: no matching entries in group file")
     );
 
     let f = image.facts_as("ghost");
@@ -435,7 +441,7 @@ fn user_names_resolve_through_the_final_passwd() {
     );
     assert_eq!(
         u.reason,
-        "USER ghost is unresolvable: no entry in etc/passwd"
+        "USER ghost is unresolvable: no entry in etc/passwd; the container will not start (the runtime fails: unable to find user ghost: no matching entries in passwd file)"
     );
 
     // The base layer's passwd alone does not know appuser: the final one does.
@@ -448,16 +454,23 @@ fn root_without_passwd_and_passwd_through_a_symlink() {
     let image = Image::new(vec![
         LayerBuilder::new(Compression::None).file_mode("app", b"x", 0o755),
     ]);
+    // runc looks `root` up like any name: without etc/passwd the container does not start.
     let f = image.facts_as("root");
     assert_eq!(
         (f.user.uid, f.user.root, f.user.resolved),
-        (Some(0), Some(true), true)
+        (None, None, false)
     );
-    assert_eq!(f.user.reason, "no passwd entry; runtimes map root to uid 0");
-    let f = image.facts_as("app");
     assert_eq!(
-        f.user.reason,
-        "USER app is unresolvable: the final filesystem has no etc/passwd"
+        f.user.start_error.as_deref(),
+        Some("unable to find user root: no matching entries in passwd file")
+    );
+    let f = image.facts_as("app");
+    assert!(
+        f.user
+            .reason
+            .starts_with("USER app is unresolvable: the final filesystem has no etc/passwd"),
+        "{}",
+        f.user.reason
     );
 
     let image = Image::new(vec![
@@ -861,7 +874,7 @@ fn corrupt_databases_become_unknowns_and_good_lines_still_count() {
             (
                 "passwd",
                 "etc/passwd",
-                "2 malformed line(s) skipped, first at line 2; 2 valid entries used",
+                "2 line(s) are not well-formed passwd entries, first at line 2; 4 line(s) read as the container runtime reads them (missing fields empty, ids that are not numbers 0)",
                 false
             ),
             (
@@ -886,7 +899,7 @@ fn corrupt_databases_become_unknowns_and_good_lines_still_count() {
         json,
         serde_json::json!({
             "analyzer": "passwd", "path": "etc/passwd",
-            "reason": "2 malformed line(s) skipped, first at line 2; 2 valid entries used",
+            "reason": "2 line(s) are not well-formed passwd entries, first at line 2; 4 line(s) read as the container runtime reads them (missing fields empty, ids that are not numbers 0)",
             "layer": image.layer(0), "layer_index": 0, "deleted": false
         })
     );
@@ -1003,5 +1016,9 @@ fn unknowns_of_replaced_files_are_marked_deleted() {
     assert_eq!(f.unknowns.len(), 1);
     assert!(f.unknowns[0].deleted);
     assert_eq!(f.unknowns[0].layer_index, 0);
-    assert!(f.unknowns[0].reason.starts_with("no valid entries"));
+    assert!(
+        f.unknowns[0]
+            .reason
+            .starts_with("1 line(s) are not well-formed")
+    );
 }

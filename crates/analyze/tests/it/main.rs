@@ -7,6 +7,8 @@ mod craft;
 mod crosscheck;
 mod dispatch;
 mod facts;
+mod practices;
+mod runc_user;
 
 use gantry_analyze::facts::{FileFacts, LayerFacts, derive_facts};
 use gantry_analyze::{AnalyzerSet, LayerReport, Package, final_packages, squash};

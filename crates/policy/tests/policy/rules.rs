@@ -113,7 +113,10 @@ fn single_stage_build_as_root_is_denied_for_every_reason() {
         codes(&v.violations),
         BTreeSet::from(["root-user", "build-toolchain", "build-leftover"])
     );
-    assert_eq!(codes(&v.warnings), BTreeSet::from(["base-image-unknown"]));
+    assert_eq!(
+        codes(&v.warnings),
+        BTreeSet::from(["base-image-unknown", "no-healthcheck"])
+    );
 
     let root = v.violations.iter().find(|f| f.code == "root-user").unwrap();
     assert!(root.message.contains("USER is not set"), "{}", root.message);
@@ -258,7 +261,7 @@ fn image_over_the_size_limit_is_denied_at_its_largest_layer() {
     assert_eq!(codes(&v.violations), BTreeSet::from(["image-too-large"]));
     assert_eq!(
         codes(&v.warnings),
-        BTreeSet::from(["base-image-unknown", "wasted-space"])
+        BTreeSet::from(["base-image-unknown", "no-healthcheck", "wasted-space"])
     );
     let f = &v.violations[0];
     assert!(
@@ -274,7 +277,10 @@ fn image_over_the_size_limit_is_denied_at_its_largest_layer() {
 fn no_base_evidence_is_a_warning_or_a_deny_by_data() {
     let v = verdict("no_base_evidence");
     assert_eq!(v.decision, Decision::Allow);
-    assert_eq!(codes(&v.warnings), BTreeSet::from(["base-image-unknown"]));
+    assert_eq!(
+        codes(&v.warnings),
+        BTreeSet::from(["base-image-unknown", "no-healthcheck"])
+    );
 
     let strict = PolicyBundle::builtin()
         .unwrap()
