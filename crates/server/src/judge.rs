@@ -54,7 +54,7 @@ impl JobError {
             JobError::Registry(e) => e.is_transient(),
             JobError::Gate(gantry_gate::GateError::Scan(e)) => scan_transient(e),
             JobError::Gate(_) => false,
-            JobError::Store(_) => true,
+            JobError::Store(e) => e.is_transient(),
         }
     }
 }

@@ -37,7 +37,18 @@ pub struct Store {
     /// turns that tail into a wait of one short transaction (docs/benchmarks.md, webhook
     /// intake). Other processes on the same file still meet the busy handler.
     writers: Arc<tokio::sync::Mutex<()>>,
+    /// Largest JSON document [`Store::put_result`] writes ([`MAX_DOCUMENT_BYTES`] unless set).
+    pub(crate) max_document_bytes: usize,
 }
+
+/// Largest report, verdict or SBOM stored for one image (`stored-document-bytes`). Default
+/// 64 MiB: the report of an image with a few thousand packages is a few MiB and its SBOM
+/// about as much, and the package, file and finding caps of a scan keep a hostile image's
+/// documents well under this. It stays far below what the databases refuse themselves
+/// (SQLite's `SQLITE_MAX_LENGTH` of 1e9 bytes, Postgres' 1 GiB per value), so an oversized
+/// document is refused here, with a clear error, before it reaches the database, its WAL or
+/// a retry loop.
+pub const MAX_DOCUMENT_BYTES: usize = 64 << 20;
 
 #[derive(Debug)]
 pub(crate) enum Backend {
@@ -221,6 +232,7 @@ impl Store {
             Ok(Store {
                 inner: Arc::new(Backend::Postgres(pool)),
                 writers: Arc::default(),
+                max_document_bytes: MAX_DOCUMENT_BYTES,
             })
         } else {
             Err(StoreError::UnsupportedUrl {
@@ -260,6 +272,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Backend::Sqlite(pool)),
             writers: Arc::default(),
+            max_document_bytes: MAX_DOCUMENT_BYTES,
         })
     }
 
@@ -270,6 +283,18 @@ impl Store {
             Backend::Sqlite(_) => Some(self.writers.lock().await),
             Backend::Postgres(_) => None,
         }
+    }
+
+    /// This handle with another limit on the size of each stored document (report, verdict,
+    /// SBOM), in bytes; see [`MAX_DOCUMENT_BYTES`].
+    pub fn with_max_document_bytes(mut self, bytes: usize) -> Store {
+        self.max_document_bytes = bytes;
+        self
+    }
+
+    /// The limit on each stored document, in bytes.
+    pub fn max_document_bytes(&self) -> usize {
+        self.max_document_bytes
     }
 
     /// Which backend this store runs on: `"sqlite"` or `"postgres"`.

@@ -58,7 +58,27 @@ pub(crate) const UPSERT_TAG_SQL: &str = "INSERT INTO image_tags (repository, tag
 impl Store {
     /// Stores (or replaces) the verdict and report for (manifest digest, policy bundle), the SBOM
     /// when given, and adds the tags. One transaction: readers see all of it or none.
+    ///
+    /// A document larger than [`Store::max_document_bytes`] is refused with
+    /// [`StoreError::TooLarge`] before anything is written.
     pub async fn put_result(&self, record: &ResultRecord) -> Result<(), StoreError> {
+        let limit = self.max_document_bytes;
+        for (what, doc) in [
+            ("report", Some(&record.report_json)),
+            ("verdict", Some(&record.verdict_json)),
+            ("SBOM", record.sbom_json.as_ref()),
+        ] {
+            if let Some(doc) = doc
+                && doc.len() > limit
+            {
+                return Err(StoreError::TooLarge {
+                    what,
+                    digest: record.manifest_digest.clone(),
+                    bytes: doc.len(),
+                    limit,
+                });
+            }
+        }
         let _turn = self.write_turn().await;
         const WHAT: &str = "put result";
         let now = now_ms();
