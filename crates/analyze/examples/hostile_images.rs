@@ -33,7 +33,11 @@ pub fn dpkg_status(n: usize) -> String {
 
 /// A jar of `entries` empty stored entries and, below `depth` > 0, one deflated nested jar
 /// built the same way with `nested_entries`.
-fn hostile_jar(entries: usize, nested_entries: usize, depth: usize) -> zip::result::ZipResult<Vec<u8>> {
+fn hostile_jar(
+    entries: usize,
+    nested_entries: usize,
+    depth: usize,
+) -> zip::result::ZipResult<Vec<u8>> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..entries {

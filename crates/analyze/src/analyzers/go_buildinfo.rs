@@ -27,7 +27,7 @@ use memchr::memmem;
 use super::elf::MAGIC as ELF_MAGIC;
 use super::{Analyzer, Interest, LayerAnalysis, StreamInterest};
 use crate::package::{Ecosystem, Package};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "go-buildinfo";
 
@@ -71,8 +71,11 @@ impl Analyzer for GoBuildinfoAnalyzer {
         })
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<GoLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(GoLayer {
+            budget: budget.clone(),
+            ..GoLayer::default()
+        })
     }
 }
 
@@ -87,6 +90,7 @@ pub fn executable(entry: &FileEntry) -> bool {
 
 #[derive(Default)]
 struct GoLayer {
+    budget: Budget,
     scan: Scan,
     packages: Vec<Package>,
     unknowns: Vec<Unknown>,
@@ -518,13 +522,23 @@ impl LayerAnalysis for GoLayer {
                 if !info.path.is_empty() {
                     self.mains.push((entry.path.clone(), info.path.clone()));
                 }
-                self.packages.extend(info.packages(&entry.path));
+                // The build info is at most MAX_CAPTURE bytes, so its packages are few
+                // enough to be built before they are charged.
+                self.budget.keep_all(
+                    Kept::Packages,
+                    &mut self.packages,
+                    info.packages(&entry.path),
+                );
             }
-            Some(Err(reason)) => self.unknowns.push(Unknown {
-                analyzer: ID.to_string(),
-                path: entry.path.clone(),
-                reason,
-            }),
+            Some(Err(reason)) => {
+                let unknown = Unknown {
+                    analyzer: ID.to_string(),
+                    path: entry.path.clone(),
+                    reason,
+                };
+                self.budget
+                    .keep(Kept::Findings, &mut self.unknowns, unknown);
+            }
             None => {}
         }
     }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::{Analyzer, Interest, LayerAnalysis};
 use crate::package::{Ecosystem, Package};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "npm";
 
@@ -50,13 +50,17 @@ impl Analyzer for NpmAnalyzer {
         )
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<NpmLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(NpmLayer {
+            budget: budget.clone(),
+            ..NpmLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct NpmLayer {
+    budget: Budget,
     packages: Vec<Package>,
     unknowns: Vec<Unknown>,
 }
@@ -72,19 +76,23 @@ impl LayerAnalysis for NpmLayer {
             reason,
         };
         if !complete {
-            self.unknowns.push(unknown(format!(
+            let reason = format!(
                 "{} bytes, larger than the {} KiB limit for package.json; not parsed",
                 entry.size,
                 MAX_BYTES / 1024
-            )));
+            );
+            self.budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
             return;
         }
         match parse_package_json(content, dir_name) {
             Ok(mut p) => {
                 p.location.path = Some(entry.path.clone());
-                self.packages.push(p);
+                self.budget.keep(Kept::Packages, &mut self.packages, p);
             }
-            Err(reason) => self.unknowns.push(unknown(reason)),
+            Err(reason) => self
+                .budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason)),
         }
     }
 

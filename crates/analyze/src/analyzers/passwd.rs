@@ -8,7 +8,7 @@ use gantry_model::fs::FileEntry;
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Interest, LayerAnalysis};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "passwd";
 
@@ -93,13 +93,17 @@ impl Analyzer for PasswdAnalyzer {
         )
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<PasswdLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(PasswdLayer {
+            budget: budget.clone(),
+            ..PasswdLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct PasswdLayer {
+    budget: Budget,
     passwd: Vec<PasswdFile>,
     groups: Vec<GroupFile>,
     unknowns: Vec<Unknown>,
@@ -113,16 +117,19 @@ impl LayerAnalysis for PasswdLayer {
             reason,
         };
         if !complete {
-            self.unknowns.push(unknown(format!(
+            let reason = format!(
                 "{} bytes, larger than the {} KiB limit for account files; not parsed",
                 entry.size,
                 MAX_BYTES / 1024
-            )));
+            );
+            self.budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
             return;
         }
         if content.contains(&0) {
-            self.unknowns
-                .push(unknown("not a text file (NUL bytes); not parsed".into()));
+            let reason = "not a text file (NUL bytes); not parsed".into();
+            self.budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
             return;
         }
         let text = String::from_utf8_lossy(content);
@@ -147,7 +154,8 @@ impl LayerAnalysis for PasswdLayer {
             (n, bad)
         };
         if let Some(reason) = bad.describe(valid) {
-            self.unknowns.push(unknown(reason));
+            self.budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
         }
     }
 

@@ -38,7 +38,7 @@ use regex::bytes::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, EveryFile, Interest, LayerAnalysis};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "secrets";
 
@@ -729,16 +729,21 @@ impl Analyzer for SecretsAnalyzer {
                 max_bytes: MAX_BYTES,
                 wants,
             }),
+            working_bytes: super::no_working_bytes,
         }
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<SecretsLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(SecretsLayer {
+            budget: budget.clone(),
+            ..SecretsLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct SecretsLayer {
+    budget: Budget,
     hits: Vec<SecretHit>,
     cut: bool,
 }
@@ -750,12 +755,13 @@ impl LayerAnalysis for SecretsLayer {
                 self.cut = true;
                 return;
             }
-            self.hits.push(SecretHit {
+            let hit = SecretHit {
                 path: entry.path.clone(),
                 rule: m.rule.to_string(),
                 description: m.description.to_string(),
                 redacted: m.redacted,
-            });
+            };
+            self.budget.keep(Kept::Findings, &mut self.hits, hit);
         }
     }
 
