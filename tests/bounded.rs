@@ -57,3 +57,135 @@ fn a_package_bomb_fails_once_and_is_not_retried() {
     let r = serve.get(&format!("/v1/images/{}/verdict", pushed.digest));
     assert_eq!(r.status, 404, "{}", r.body);
 }
+
+// ---- finding 9: secrets are not kept in clear ----
+
+const TOKEN: &str = "tok_live_4f9c2a7e1b8d";
+const NPM: &str = "npm_abcdefghijklmnopqrstuvwxyz0123456789";
+
+fn github() -> String {
+    format!("ghp_{}", "Z9".repeat(18))
+}
+
+/// Secrets in every config field a report carries: `Env`, an `ARG` recorded in the history,
+/// a label, an annotation, a command argument.
+fn leaky_image() -> gantry_testkit::BuiltImage {
+    good_builder("leaky")
+        .env("API_TOKEN", TOKEN)
+        .env("LOG_LEVEL", "info")
+        .label("org.example.deploy-token", "label-secret-value")
+        .label("org.opencontainers.image.title", "leaky")
+        .annotation("org.example.note", &format!("pushed with {}", github()))
+        .cmd(["--registry-token", &github()])
+        .layer_with_history(
+            LayerBuilder::new(Compression::Gzip).file("app/README", "hello"),
+            &format!("|1 NPM_TOKEN={NPM} /bin/sh -c npm ci # buildkit"),
+        )
+        .build()
+        .unwrap()
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for secret in [TOKEN, NPM, &github(), "label-secret-value"] {
+        assert!(
+            !text.contains(secret),
+            "{what} keeps {secret} in clear:\n{text}"
+        );
+    }
+}
+
+/// Finding 9: the report (`--format json`), the SARIF and `inspect` printed the config's
+/// `Env` and history verbatim. Values are redacted; names, and the secret facts, stay.
+#[test]
+fn cli_reports_keep_the_names_of_secrets_but_not_their_values() {
+    use crate::util::{gantry, stdout};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    leaky_image().write_oci_layout(dir.path(), None).unwrap();
+    let image = format!("oci:{}", dir.path().display());
+
+    let out = gantry(cache.path(), &["scan", &image, "--format", "json"]);
+    let json = stdout(&out);
+    assert_no_secret("scan --format json", &json);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let env = report["config"]["env"].as_array().unwrap();
+    assert!(env.contains(&json!("API_TOKEN=<redacted>")), "{env:?}");
+    assert!(env.contains(&json!("LOG_LEVEL=info")), "{env:?}");
+    assert_eq!(
+        report["image"]["labels"]["org.example.deploy-token"],
+        "<redacted>"
+    );
+    assert_eq!(
+        report["image"]["labels"]["org.opencontainers.image.title"],
+        "leaky"
+    );
+    let history = report["config"]["history"].to_string();
+    assert!(history.contains("NPM_TOKEN=<redacted>"), "{history}");
+    // The policy still sees that the secrets were there, and denies.
+    let rules: Vec<&str> = report["facts"]["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["rule"].as_str())
+        .collect();
+    assert!(rules.contains(&"secret-variable"), "{rules:?}");
+    assert!(rules.contains(&"npm-token"), "{rules:?}");
+    assert_eq!(report["verdict"]["decision"], "deny");
+
+    let out = gantry(cache.path(), &["scan", &image, "--format", "sarif"]);
+    let sarif = stdout(&out);
+    assert!(sarif.contains("\"version\": \"2.1.0\"") || sarif.contains("\"version\":\"2.1.0\""));
+    assert_no_secret("scan --format sarif", &sarif);
+
+    let sbom = dir.path().join("sbom.json");
+    gantry(
+        cache.path(),
+        &["scan", &image, "--sbom", sbom.to_str().unwrap()],
+    );
+    assert_no_secret("the SBOM", &std::fs::read_to_string(&sbom).unwrap());
+
+    for format in ["json", "table"] {
+        let out = gantry(cache.path(), &["inspect", &image, "--format", format]);
+        assert_eq!(out.status.code(), Some(0));
+        assert_no_secret(&format!("inspect --format {format}"), &stdout(&out));
+    }
+}
+
+/// Finding 9: `gantry serve` stored the raw config in `report_json` and served it.
+#[test]
+fn stored_reports_keep_no_secret_in_clear() {
+    let registry = RegistryHarness::start().unwrap();
+    let pushed = leaky_image()
+        .push(&registry, "leaky/app", Some("v1"), None)
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path()).start();
+    let r = serve.post_json(
+        "/v1/scan",
+        &json!({"image": format!("{}/leaky/app:v1", registry.host())}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["decision"], "deny");
+    assert_no_secret("POST /v1/scan", &r.body);
+    for doc in ["report", "verdict", "sbom"] {
+        let r = serve.get(&format!("/v1/images/{}/{doc}", pushed.digest));
+        assert_eq!(r.status, 200, "{doc}: {}", r.body);
+        assert_no_secret(doc, &r.body);
+    }
+    let report = serve
+        .get(&format!("/v1/images/{}/report", pushed.digest))
+        .json();
+    assert!(
+        report["config"]["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("API_TOKEN=<redacted>")),
+        "{report}"
+    );
+    // Nor anywhere in the database file.
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(home.path().join("data")).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap_or_default());
+    }
+    assert_no_secret("the data directory", &String::from_utf8_lossy(&stored));
+}

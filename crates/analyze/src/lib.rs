@@ -47,7 +47,10 @@ pub mod squash;
 
 pub use analyzers::os_release::OsRelease;
 pub use analyzers::passwd::{GroupEntry, GroupFile, PasswdEntry, PasswdFile};
-pub use analyzers::secrets::{SecretHit, SecretMatch, rules as secret_rules, scan_text};
+pub use analyzers::secrets::{
+    REDACTED, SecretHit, SecretMatch, is_secret_name, redact_assignment, redact_env, redact_text,
+    rules as secret_rules, scan_text,
+};
 pub use analyzers::{
     Analyzer, EveryFile, Interest, LayerAnalysis, SNIFF_BYTES, STREAM_CHUNK, StreamInterest,
     builtin, fingerprint, no_working_bytes,
