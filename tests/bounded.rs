@@ -189,3 +189,51 @@ fn stored_reports_keep_no_secret_in_clear() {
     }
     assert_no_secret("the data directory", &String::from_utf8_lossy(&stored));
 }
+
+// ---- finding 12: a policy cannot run past its limits ----
+
+/// Finding 12: a policy directory whose verdict calls `numbers.range(1, 2e8)` ran 23 s and
+/// built 4.7 GB. Now the call is refused before it builds anything: deny, `policy-error`.
+#[test]
+fn a_hostile_policy_directory_denies_with_a_policy_error() {
+    use crate::util::{gantry, stdout};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    good_builder("policy")
+        .build()
+        .unwrap()
+        .write_oci_layout(&dir.path().join("img"), None)
+        .unwrap();
+    let policy = dir.path().join("hostile");
+    std::fs::create_dir_all(&policy).unwrap();
+    std::fs::write(
+        policy.join("verdict.rego"),
+        "package gantry\n\nimport rego.v1\n\n\
+         verdict := {\"decision\": \"allow\", \"violations\": [], \"warnings\": [], \"waived\": []} \
+         if count(numbers.range(1, 2e8)) > 0\n",
+    )
+    .unwrap();
+    let image = format!("oci:{}", dir.path().join("img").display());
+    let out = gantry(
+        cache.path(),
+        &[
+            "scan",
+            &image,
+            "--format",
+            "json",
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", crate::util::stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let v = &report["verdict"]["violations"][0];
+    assert_eq!(v["code"], "policy-error", "{report}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("policy-builtin-elements"),
+        "{v}"
+    );
+}
