@@ -1,9 +1,11 @@
 //! Writes the hostile images of issue 11 (findings 5 and 13) as OCI layouts, to measure what
 //! one scan of each costs (docs/limits.md, "What a scan holds in memory"):
 //!
-//! - `dpkg`: a 2 MiB gzip layer whose `var/lib/dpkg/status` has 800,000 installed packages;
+//! - `dpkg`: a 6 MiB gzip layer whose `var/lib/dpkg/status` has 800,000 installed packages;
+//!   `dpkg-at-cap` the most the default caps keep (99,998 packages in two layers);
 //! - `jar`: a jar of 600,000 tiny entries holding a deflated jar of 250,000 entries, three
-//!   levels deep (central directories and nested buffers);
+//!   levels deep (central directories and nested buffers); `jar-at-cap` the same with
+//!   99,990 entries per level, the largest directory still read;
 //! - `zstd`: a zstd layer compressed with a 2^27-byte window (`zstd --long`) over 160 MiB.
 //!
 //! ```text
@@ -55,11 +57,15 @@ fn hostile_jar(
 }
 
 fn write(out: &Path, name: &str, layer: LayerBuilder) -> Result<(), String> {
+    write_layers(out, name, vec![layer])
+}
+
+fn write_layers(out: &Path, name: &str, layers: Vec<LayerBuilder>) -> Result<(), String> {
     let dir = out.join(name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    ImageBuilder::new()
-        .user("65534")
-        .layer(layer)
+    layers
+        .into_iter()
+        .fold(ImageBuilder::new().user("65534"), ImageBuilder::layer)
         .build()
         .and_then(|image| image.write_oci_layout(&dir, None))
         .map_err(|e| format!("{name}: {e}"))?;
@@ -73,11 +79,26 @@ fn run(out: &Path) -> Result<(), String> {
         "dpkg",
         LayerBuilder::new(Compression::Gzip).file("var/lib/dpkg/status", dpkg_status(800_000)),
     )?;
+    // The most packages the default caps keep: two layers of 49,999 distinct packages.
+    let half = |from: usize| {
+        let status: String = (from..from + 49_999)
+            .map(|i| format!("Package: p{i}\nStatus: install ok installed\nVersion: 1\n\n"))
+            .collect();
+        LayerBuilder::new(Compression::Gzip).file(&format!("var/lib/dpkg/status.d/p{from}"), status)
+    };
+    write_layers(out, "dpkg-at-cap", vec![half(0), half(49_999)])?;
     let jar = hostile_jar(600_000, 250_000, 3).map_err(|e| format!("jar: {e}"))?;
     eprintln!("jar: {} bytes", jar.len());
     write(
         out,
         "jar",
+        LayerBuilder::new(Compression::Gzip).file("app/app.jar", jar),
+    )?;
+    // The largest jar still read: just under MAX_ARCHIVE_ENTRIES at every level.
+    let jar = hostile_jar(99_990, 99_990, 3).map_err(|e| format!("jar: {e}"))?;
+    write(
+        out,
+        "jar-at-cap",
         LayerBuilder::new(Compression::Gzip).file("app/app.jar", jar),
     )?;
     write(

@@ -42,13 +42,13 @@ pub struct Store {
 }
 
 /// Largest report, verdict or SBOM stored for one image (`stored-document-bytes`). Default
-/// 64 MiB: the report of an image with a few thousand packages is a few MiB and its SBOM
-/// about as much, and the package, file and finding caps of a scan keep a hostile image's
-/// documents well under this. It stays far below what the databases refuse themselves
+/// 192 MiB: an image at the scan's package cap (`image-packages`, 100,000) has a report of
+/// ~36 MB and a (pretty-printed) SBOM of ~136 MB, and a real image with a few thousand
+/// packages a few MB of each. It stays well below what the databases refuse themselves
 /// (SQLite's `SQLITE_MAX_LENGTH` of 1e9 bytes, Postgres' 1 GiB per value), so an oversized
 /// document is refused here, with a clear error, before it reaches the database, its WAL or
 /// a retry loop.
-pub const MAX_DOCUMENT_BYTES: usize = 64 << 20;
+pub const MAX_DOCUMENT_BYTES: usize = 192 << 20;
 
 #[derive(Debug)]
 pub(crate) enum Backend {

@@ -49,15 +49,34 @@ pub const MAX_NESTED_LIVE_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Entries of one archive's central directory. The zip reader keeps a record of about
-/// 250 bytes per entry; the largest real archives (shaded "uber" jars of big frameworks)
-/// have a few tens of thousands. An archive declaring more becomes an unknown before its
-/// directory is read.
+/// 900 bytes per entry (measured: a directory of 100,000 short names costs ~90 MB); the
+/// largest real archives (shaded "uber" jars of big frameworks) have a few tens of
+/// thousands. An archive declaring more becomes an unknown before its directory is read.
 pub const MAX_ARCHIVE_ENTRIES: u64 = 100_000;
 
-/// What one directory costs the zip reader at [`MAX_ARCHIVE_ENTRIES`], names included: only
+/// What one directory may cost the zip reader: [`MAX_ARCHIVE_ENTRIES`] at ~900 bytes. Only
 /// one directory is held at a time (an archive's is dropped before its nested archives are
 /// read).
-const DIRECTORY_BYTES: usize = 40 * 1024 * 1024;
+const MAX_DIRECTORY_BYTES: usize = 96 * 1024 * 1024;
+
+/// A central-directory entry takes at least 46 bytes for ~900 in memory: a directory costs
+/// at most this many times the archive bytes it is read from.
+const DIRECTORY_AMPLIFICATION: usize = 20;
+
+/// Deflate's largest expansion (a 258-byte match per 2 bits, about 1032:1): a nested
+/// archive inflates to at most this many times the archive holding it.
+const DEFLATE_MAX_RATIO: usize = 1032;
+
+/// The memory beyond its own bytes that reading an archive of `len` bytes may take:
+/// inflated nested archives (at most [`MAX_NESTED_LIVE_BYTES`]) and one directory.
+fn working_bytes(len: usize) -> usize {
+    let nested = (MAX_NESTED_LIVE_BYTES as usize).min(len.saturating_mul(DEFLATE_MAX_RATIO));
+    let directory = MAX_DIRECTORY_BYTES.min(
+        len.saturating_add(nested)
+            .saturating_mul(DIRECTORY_AMPLIFICATION),
+    );
+    nested + directory
+}
 
 /// Archive nesting followed: war in ear in … (real ones go two deep).
 pub const MAX_DEPTH: usize = 3;
@@ -81,7 +100,7 @@ impl Analyzer for JavaAnalyzer {
 
     fn interest(&self) -> Interest {
         Interest {
-            working_bytes: |_| MAX_NESTED_LIVE_BYTES as usize + DIRECTORY_BYTES,
+            working_bytes,
             ..Interest::paths(&["**/*.jar", "**/*.war", "**/*.ear"], MAX_BYTES)
         }
     }
