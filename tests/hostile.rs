@@ -235,3 +235,81 @@ fn hanging_registry_times_out() {
         started.elapsed()
     );
 }
+
+fn dpkg_status(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("Package: p{i}\nStatus: install ok installed\nVersion: 1\n\n"))
+        .collect()
+}
+
+/// Issue 11, finding 5: 800,000 dpkg packages in a small gzip layer drove `gantry scan` to
+/// 3.3 GB and an allow. Now the dpkg parser stops past the cap and the scan fails naming the
+/// limit, the layer and the value — also when the layer comes from the cache.
+#[test]
+fn a_layer_of_800000_dpkg_packages_is_refused_by_its_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let layer =
+        LayerBuilder::new(Compression::Gzip).file("var/lib/dpkg/status", dpkg_status(800_000));
+    let image = layout_with(dir.path(), layer);
+    let err = expect_error(cache.path(), &["scan", &image]);
+    assert!(
+        err.contains("layer 1 (sha256:")
+            && err.contains("var/lib/dpkg/status")
+            && err.contains("more than 50000 packages in one layer (limit layer-packages=50000)"),
+        "{err}"
+    );
+}
+
+/// A layer cached under a higher cap is still held to the caps of the scan that reads it.
+#[test]
+fn a_cached_layer_is_held_to_the_current_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let layer =
+        LayerBuilder::new(Compression::Gzip).file("var/lib/dpkg/status", dpkg_status(3_000));
+    let image = layout_with(dir.path(), layer);
+    let out = crate::util::gantry(cache.path(), &["scan", &image]);
+    assert_ne!(out.status.code(), Some(2), "{}", crate::util::stderr(&out));
+    let err = expect_error(
+        cache.path(),
+        &["scan", &image, "--limit", "layer-packages=2000"],
+    );
+    assert!(
+        err.contains("layer 1 (sha256:")
+            && err.contains("more than 2000 packages in one layer (limit layer-packages=2000)"),
+        "{err}"
+    );
+    let err = expect_error(
+        cache.path(),
+        &["scan", &image, "--limit", "image-packages=2500"],
+    );
+    assert!(err.contains("limit image-packages=2500"), "{err}");
+}
+
+/// Issue 11, finding 13: one zstd layer made the decoder allocate a 128 MiB window.
+#[test]
+fn a_zstd_long_window_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let layer = LayerBuilder::new(Compression::Zstd)
+        .zstd_window_log(27)
+        .zeros("data/zeros", 4 << 20);
+    let image = layout_with(dir.path(), layer);
+    let err = expect_error(cache.path(), &["scan", &image, "--no-cache"]);
+    assert!(
+        err.contains("layer 1") && err.contains("zstd-window-log-max=23"),
+        "{err}"
+    );
+    let out = crate::util::gantry(
+        cache.path(),
+        &[
+            "scan",
+            &image,
+            "--no-cache",
+            "--limit",
+            "zstd-window-log-max=27",
+        ],
+    );
+    assert_ne!(out.status.code(), Some(2), "{}", crate::util::stderr(&out));
+}

@@ -26,6 +26,8 @@ mod policy;
 mod sbom;
 // gantry serve: registry notifications, API, crash/restart, burst, Postgres replicas.
 mod serve;
+// Issue 11: hostile images cost a bounded amount and fail for good; no secret kept in clear.
+mod bounded;
 // The Kubernetes admission webhook over HTTPS: every workload kind, modes, budget, bad reviews.
 mod admission;
 // `gantry cert`: the admission webhook's CA, serving certificate and caBundle patch, checked with OpenSSL.

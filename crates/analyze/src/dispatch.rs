@@ -1,18 +1,25 @@
 //! Routing walker entries to analyzers: one `GlobSet` match per entry, content read once.
 
 use std::io::{ErrorKind, Read};
+use std::sync::Arc;
 
 use gantry_layer::EntrySink;
 use gantry_model::fs::{EntryKind, FileEntry, Whiteout};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::analyzers::{EveryFile, SNIFF_BYTES, STREAM_CHUNK, StreamInterest};
+use crate::budget::{Budget, Kept, MemoryBudget};
 use crate::{Analyzer, LayerAnalysis, LayerReport, builtin, fingerprint};
 
 /// Capacity of the content buffer kept between entries. After a larger file (a Java archive,
 /// an rpm database) the buffer is given back, so one big file does not pin its size in
 /// memory for the rest of the walk.
 const KEEP_BUFFER: usize = 4 * 1024 * 1024;
+
+type WorkingBytes = fn(usize) -> usize;
+
+/// An interested analyzer: its index, the bytes it may see, its working memory.
+type Wanted = (usize, usize, WorkingBytes);
 
 /// An analyzer glob that does not compile: a bug in an analyzer, caught at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -31,10 +38,11 @@ pub struct AnalyzerSet {
     analyzers: Vec<Box<dyn Analyzer>>,
     globs: GlobSet,
     /// For each glob in `globs`, the index of the analyzer that declared it and the byte
-    /// budget of the interest it belongs to.
-    glob_owner: Vec<(usize, usize)>,
-    /// Analyzers that also want every file their filter accepts, with that budget.
-    every_file: Vec<(usize, EveryFile)>,
+    /// budget and working memory of the interest it belongs to.
+    glob_owner: Vec<Wanted>,
+    /// Analyzers that also want every file their filter accepts, with that budget and their
+    /// interest's working memory.
+    every_file: Vec<(usize, EveryFile, WorkingBytes)>,
     /// Analyzers that want files recognised by content, streamed.
     streams: Vec<(usize, StreamInterest)>,
     fingerprint: String,
@@ -50,7 +58,7 @@ impl AnalyzerSet {
         for (i, a) in analyzers.iter().enumerate() {
             let interest = a.interest();
             if let Some(every) = interest.every_file {
-                every_file.push((i, every));
+                every_file.push((i, every, interest.working_bytes));
             }
             if let Some(stream) = a.stream_interest() {
                 streams.push((i, stream));
@@ -67,7 +75,7 @@ impl AnalyzerSet {
                             source,
                         })?;
                     builder.add(g);
-                    glob_owner.push((i, interest.max_bytes));
+                    glob_owner.push((i, interest.max_bytes, interest.working_bytes));
                 }
             }
         }
@@ -105,11 +113,27 @@ impl AnalyzerSet {
             .collect()
     }
 
-    /// A sink for one layer walk.
+    /// A sink for one layer walk under the default caps, without a shared memory budget.
     pub fn dispatcher(&self) -> LayerDispatcher<'_> {
+        self.dispatcher_with(Budget::default(), None)
+    }
+
+    /// A sink for one layer walk: what it keeps is charged to `budget`, and its large
+    /// buffers are reserved in `memory` (shared with the other walks of the scanner).
+    pub fn dispatcher_with(
+        &self,
+        budget: Budget,
+        memory: Option<Arc<MemoryBudget>>,
+    ) -> LayerDispatcher<'_> {
         LayerDispatcher {
             set: self,
-            states: self.analyzers.iter().map(|a| a.start_layer()).collect(),
+            states: self
+                .analyzers
+                .iter()
+                .map(|a| a.start_layer(&budget))
+                .collect(),
+            budget,
+            memory,
             report: LayerReport::default(),
             buf: Vec::new(),
             piece: Vec::new(),
@@ -124,13 +148,15 @@ impl AnalyzerSet {
 pub struct LayerDispatcher<'a> {
     set: &'a AnalyzerSet,
     states: Vec<Box<dyn LayerAnalysis>>,
+    budget: Budget,
+    memory: Option<Arc<MemoryBudget>>,
     report: LayerReport,
     buf: Vec<u8>,
     /// Stream pieces after the first (allocated on the first streamed file).
     piece: Vec<u8>,
     hits: Vec<usize>,
     /// Interested analyzers of the current entry, with the bytes each may see.
-    wanted: Vec<(usize, usize)>,
+    wanted: Vec<Wanted>,
     /// Stream analyzers of the current entry.
     streaming: Vec<usize>,
 }
@@ -173,6 +199,19 @@ impl LayerDispatcher<'_> {
         Ok(())
     }
 
+    /// The walk's error once a record cap is crossed (by this entry or an earlier one).
+    fn check_caps(&self) -> std::io::Result<()> {
+        match self.budget.exceeded() {
+            Some(e) => Err(std::io::Error::other(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// What this layer has kept so far, by kind.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
     /// Ends the layer: every analyzer adds its findings to the report.
     pub fn finish(mut self) -> LayerReport {
         for state in self.states {
@@ -184,6 +223,9 @@ impl LayerDispatcher<'_> {
 
 impl EntrySink for LayerDispatcher<'_> {
     fn file(&mut self, entry: &FileEntry, body: &mut dyn Read) -> std::io::Result<()> {
+        if !self.budget.charge(Kept::Files, 1) {
+            return self.check_caps();
+        }
         self.report.files.push(entry.clone());
         if entry.kind != EntryKind::File {
             return Ok(());
@@ -194,9 +236,9 @@ impl EntrySink for LayerDispatcher<'_> {
         self.wanted.clear();
         self.wanted
             .extend(self.hits.iter().map(|&g| self.set.glob_owner[g]));
-        for (a, every) in &self.set.every_file {
-            if !self.wanted.iter().any(|(w, _)| w == a) && (every.wants)(entry) {
-                self.wanted.push((*a, every.max_bytes));
+        for (a, every, working) in &self.set.every_file {
+            if !self.wanted.iter().any(|(w, _, _)| w == a) && (every.wants)(entry) {
+                self.wanted.push((*a, every.max_bytes, *working));
             }
         }
         self.streaming.clear();
@@ -214,22 +256,40 @@ impl EntrySink for LayerDispatcher<'_> {
         // interests gets the largest budget among them, and a glob-matched analyzer keeps
         // its glob budget over its every-file one.
         self.wanted
-            .sort_unstable_by(|(a, x), (b, y)| a.cmp(b).then(y.cmp(x)));
-        self.wanted.dedup_by_key(|(a, _)| *a);
+            .sort_unstable_by(|(a, x, _), (b, y, _)| a.cmp(b).then(y.cmp(x)));
+        self.wanted.dedup_by_key(|(a, _, _)| *a);
         // Read once, as much as the greediest interested analyzer may have (and enough to
         // recognise a stream candidate).
-        let mut budget = self.wanted.iter().map(|&(_, cap)| cap).max().unwrap_or(0);
+        let mut budget = self
+            .wanted
+            .iter()
+            .map(|&(_, cap, _)| cap)
+            .max()
+            .unwrap_or(0);
         if !self.streaming.is_empty() {
             budget = budget.max(SNIFF_BYTES);
         }
+        // What this entry will hold — its content, and what the analyzers that read it may
+        // allocate on top — is reserved before anything is read; given back when it drops,
+        // at the end of this entry. Nothing else is reserved meanwhile, so waiting here
+        // cannot deadlock with another walk.
+        let content = usize::try_from(entry.size)
+            .unwrap_or(usize::MAX)
+            .min(budget);
+        let working = self
+            .wanted
+            .iter()
+            .map(|&(_, cap, working)| working(content.min(cap)))
+            .max()
+            .unwrap_or(0);
+        let _reservation = self
+            .memory
+            .as_ref()
+            .map(|m| m.reserve(content.saturating_add(working) as u64));
         self.buf.clear();
-        // Reserve what the entry says it holds (within budget), so the buffer does not
-        // grow by doubling past it; a lying header only costs a regrowth.
-        self.buf.reserve(
-            usize::try_from(entry.size)
-                .unwrap_or(usize::MAX)
-                .min(budget),
-        );
+        // Reserve what the entry holds (within budget), so the buffer does not grow by
+        // doubling past it.
+        self.buf.reserve(content);
         body.take(budget as u64).read_to_end(&mut self.buf)?;
         let buf = &self.buf;
         let set = self.set;
@@ -240,8 +300,9 @@ impl EntrySink for LayerDispatcher<'_> {
         });
         if !self.streaming.is_empty() {
             self.stream(entry, body)?;
+            self.check_caps()?;
         }
-        for &(a, cap) in &self.wanted {
+        for &(a, cap, _) in &self.wanted {
             let len = self.buf.len().min(cap);
             let complete = entry.size <= cap as u64;
             self.states[a].file(entry, &self.buf[..len], complete);
@@ -249,10 +310,13 @@ impl EntrySink for LayerDispatcher<'_> {
         if self.buf.capacity() > KEEP_BUFFER {
             self.buf = Vec::new();
         }
-        Ok(())
+        self.check_caps()
     }
 
     fn whiteout(&mut self, whiteout: &Whiteout) -> std::io::Result<()> {
+        if !self.budget.charge(Kept::Files, 1) {
+            return self.check_caps();
+        }
         self.report.whiteouts.push(whiteout.clone());
         Ok(())
     }
@@ -318,7 +382,7 @@ mod tests {
                 magic: b"\x7fELF",
             })
         }
-        fn start_layer(&self) -> Box<dyn LayerAnalysis> {
+        fn start_layer(&self, _: &Budget) -> Box<dyn LayerAnalysis> {
             Box::new(StreamerLayer {
                 id: self.id,
                 want: self.want,
@@ -363,7 +427,7 @@ mod tests {
         fn interest(&self) -> Interest {
             self.interest.clone()
         }
-        fn start_layer(&self) -> Box<dyn LayerAnalysis> {
+        fn start_layer(&self, _: &Budget) -> Box<dyn LayerAnalysis> {
             Box::new(ProbeLayer {
                 id: self.id,
                 seen: Arc::clone(&self.seen),
@@ -532,6 +596,7 @@ mod tests {
                         max_bytes: 8,
                         wants: not_png,
                     }),
+                    working_bytes: crate::analyzers::no_working_bytes,
                 },
                 seen: Arc::clone(&seen),
             }),

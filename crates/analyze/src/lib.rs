@@ -37,6 +37,7 @@
 //! ```
 
 mod analyzers;
+pub mod budget;
 mod dispatch;
 pub mod facts;
 mod package;
@@ -46,14 +47,18 @@ pub mod squash;
 
 pub use analyzers::os_release::OsRelease;
 pub use analyzers::passwd::{GroupEntry, GroupFile, PasswdEntry, PasswdFile};
-pub use analyzers::secrets::{SecretHit, SecretMatch, rules as secret_rules, scan_text};
+pub use analyzers::secrets::{
+    REDACTED, SecretHit, SecretMatch, is_secret_name, redact_assignment, redact_env, redact_text,
+    rules as secret_rules, scan_text,
+};
 pub use analyzers::{
     Analyzer, EveryFile, Interest, LayerAnalysis, SNIFF_BYTES, STREAM_CHUNK, StreamInterest,
-    builtin, fingerprint,
+    builtin, fingerprint, no_working_bytes,
 };
+pub use budget::{Budget, CapExceeded, Caps, ImageTally, Kept, MemoryBudget, Reservation, Scope};
 pub use dispatch::{AnalyzerSet, DispatchError, LayerDispatcher};
 pub use facts::{FileFacts, LayerFacts, derive_facts, final_os_release, final_packages};
 pub use package::{CopyrightFile, Ecosystem, FileList, Package};
 pub use purl::{percent_encode as purl_percent_encode, purl, pypi_normalize};
 pub use report::{LayerReport, Unknown};
-pub use squash::{Change, ChangeKind, Filesystem, SquashedFile, squash};
+pub use squash::{Change, ChangeKind, Filesystem, SquashedFile, squash, squash_within};

@@ -13,6 +13,7 @@ use gantry_model::fs::{EntryKind, FileEntry};
 use serde::{Deserialize, Serialize};
 
 use crate::LayerReport;
+use crate::budget::{CapExceeded, Caps, Kept, Scope};
 
 /// Symbolic links followed while resolving one path, as Linux's `MAXSYMLINKS`.
 pub const MAX_SYMLINK_HOPS: usize = 40;
@@ -209,18 +210,42 @@ impl Filesystem {
 pub fn squash<'a>(layers: impl IntoIterator<Item = &'a LayerReport>) -> Filesystem {
     let mut fs = Filesystem::default();
     for (i, layer) in layers.into_iter().enumerate() {
-        // Opaque first: "applies regardless of its position in the tar".
-        for w in layer.whiteouts.iter().filter(|w| w.opaque) {
-            fs.remove_subtree(&w.path, false, i);
-        }
-        for w in layer.whiteouts.iter().filter(|w| !w.opaque) {
-            fs.remove_subtree(&w.path, true, i);
-        }
-        for entry in &layer.files {
-            fs.add(entry, i);
-        }
+        apply(&mut fs, i, layer);
     }
     fs
+}
+
+/// [`squash`], within the `image-files` cap: the squashed view holds one record per path
+/// and one per hidden entry, and fails (with the index of the layer being applied) once
+/// they are more than the cap. Each entry adds at most one record, so reports that kept
+/// within the cap squash within it too; this bounds a squash of reports charged elsewhere.
+pub fn squash_within<'a>(
+    layers: impl IntoIterator<Item = &'a LayerReport>,
+    caps: &Caps,
+) -> Result<Filesystem, (usize, CapExceeded)> {
+    let cap = caps.get(Kept::Files, Scope::Image);
+    let mut fs = Filesystem::default();
+    for (i, layer) in layers.into_iter().enumerate() {
+        apply(&mut fs, i, layer);
+        if (fs.files.len() + fs.changes.len()) as u64 > cap {
+            return Err((i, caps.exceeded(Kept::Files, Scope::Image)));
+        }
+    }
+    Ok(fs)
+}
+
+/// Applies layer `i` on top of `fs`.
+fn apply(fs: &mut Filesystem, i: usize, layer: &LayerReport) {
+    // Opaque first: "applies regardless of its position in the tar".
+    for w in layer.whiteouts.iter().filter(|w| w.opaque) {
+        fs.remove_subtree(&w.path, false, i);
+    }
+    for w in layer.whiteouts.iter().filter(|w| !w.opaque) {
+        fs.remove_subtree(&w.path, true, i);
+    }
+    for entry in &layer.files {
+        fs.add(entry, i);
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +412,25 @@ mod tests {
         assert_eq!(r("dangling"), None);
         assert_eq!(r("bin/missing"), None);
         assert!(fs.has_children("usr/share"));
+    }
+
+    #[test]
+    fn squash_within_counts_paths_and_hidden_entries() {
+        let l0 = layer(vec![file("a", 1), file("b", 1)], vec![]);
+        let l1 = layer(vec![file("a", 2)], vec![("b", false)]);
+        let limits = gantry_layer::Limits {
+            max_image_files: 4,
+            ..gantry_layer::Limits::default()
+        };
+        // 2 paths, then 1 path + 2 hidden entries: within 4 (as the 4 entries were).
+        let fs = squash_within([&l0, &l1], &Caps::from_limits(&limits)).unwrap();
+        assert_eq!((fs.files.len(), fs.changes.len()), (1, 2));
+        let limits = gantry_layer::Limits {
+            max_image_files: 2,
+            ..limits
+        };
+        let (at, e) = squash_within([&l0, &l1], &Caps::from_limits(&limits)).unwrap_err();
+        assert_eq!((at, e.name, e.limit), (1, "image-files", 2));
     }
 
     #[test]

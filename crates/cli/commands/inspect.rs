@@ -196,7 +196,12 @@ fn build(source: &str, image: &ResolvedImage, scan: &ScanReport) -> InspectRepor
         manifest: ManifestInfo {
             digest: image.manifest_digest.clone(),
             media_type: image.manifest_media_type.clone(),
-            annotations: image.manifest.annotations.clone().unwrap_or_default(),
+            annotations: image
+                .manifest
+                .annotations
+                .as_ref()
+                .map(gantry_gate::input::redacted_map)
+                .unwrap_or_default(),
         },
         index: image.index.as_ref().map(|i| IndexInfo {
             digest: i.digest.clone(),
@@ -208,7 +213,7 @@ fn build(source: &str, image: &ResolvedImage, scan: &ScanReport) -> InspectRepor
         config: ConfigInfo {
             digest: image.config_digest.clone(),
             config: gantry_gate::input::config_info(&image.config),
-            labels: image.config.config.labels.clone(),
+            labels: gantry_gate::input::redacted_map(&image.config.config.labels),
             created: image.config.created.clone(),
         },
         layers,

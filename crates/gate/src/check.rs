@@ -148,7 +148,9 @@ impl Gate {
         }
         let input = build_input(source_name, image, &scan, base, context);
         let value = serde_json::to_value(&input).map_err(GateError::Input)?;
-        let verdict = self.policy.evaluate(&value);
+        // On the blocking pool, behind the policy's concurrency cap: never on this task's
+        // runtime thread.
+        let verdict = self.policy.evaluate_async(value).await;
         let findings = verdict
             .violations
             .iter()

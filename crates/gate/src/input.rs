@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use gantry_analyze::{LayerFacts, OsRelease};
+use gantry_analyze::{LayerFacts, OsRelease, redact_assignment, redact_env, redact_text};
 use gantry_model::Digest;
 use gantry_model::oci::{History, ImageConfig};
 use gantry_registry::ResolvedImage;
@@ -110,7 +110,15 @@ pub struct Context {
     pub mode: String,
 }
 
-/// Builds `input.image`.
+/// Labels or annotations for a report: secret-looking values redacted.
+pub fn redacted_map(map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    map.iter()
+        .map(|(k, v)| (k.clone(), redact_assignment(k, v)))
+        .collect()
+}
+
+/// Builds `input.image`. Label and annotation values that look secret are redacted
+/// (`gantry_analyze::redact_assignment`): the input document is printed and stored.
 pub fn image_info(source: &str, image: &ResolvedImage) -> ImageInfo {
     ImageInfo {
         source: source.to_string(),
@@ -123,12 +131,18 @@ pub fn image_info(source: &str, image: &ResolvedImage) -> ImageInfo {
         config_digest: image.config_digest.clone(),
         index_digest: image.index.as_ref().map(|i| i.digest.clone()),
         platform: image.platform.to_string(),
-        annotations: image.manifest.annotations.clone().unwrap_or_default(),
-        labels: image.config.config.labels.clone(),
+        annotations: image
+            .manifest
+            .annotations
+            .as_ref()
+            .map(redacted_map)
+            .unwrap_or_default(),
+        labels: redacted_map(&image.config.config.labels),
     }
 }
 
-/// History steps with the layer each made.
+/// History steps with the layer each made; secrets in `created_by` and `comment` redacted
+/// (`gantry_analyze::redact_text`).
 pub fn history_steps(history: &[History]) -> Vec<HistoryStep> {
     let mut next_layer = 0;
     history
@@ -139,9 +153,9 @@ pub fn history_steps(history: &[History]) -> Vec<HistoryStep> {
                 next_layer - 1
             });
             HistoryStep {
-                created_by: h.created_by.clone(),
+                created_by: h.created_by.as_deref().map(redact_text),
                 created: h.created.clone(),
-                comment: h.comment.clone(),
+                comment: h.comment.as_deref().map(redact_text),
                 empty_layer: h.empty_layer,
                 layer_index,
             }
@@ -149,14 +163,21 @@ pub fn history_steps(history: &[History]) -> Vec<HistoryStep> {
         .collect()
 }
 
-/// Builds `input.config`.
+/// Builds `input.config`. Secret-named `Env` values become `NAME=<redacted>`, and secrets
+/// in the history and in `Entrypoint`/`Cmd` arguments are redacted: the input document is
+/// printed and stored, while the secret facts (`input.facts.secrets`) are derived from the
+/// raw config and still say what was there.
 pub fn config_info(config: &ImageConfig) -> ConfigInfo {
     let c = &config.config;
+    let argv = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|args| args.iter().map(|a| redact_text(a)).collect())
+    };
     ConfigInfo {
         user: c.user.clone(),
-        env: c.env.clone(),
-        entrypoint: c.entrypoint.clone(),
-        cmd: c.cmd.clone(),
+        env: c.env.iter().map(|e| redact_env(e)).collect(),
+        entrypoint: argv(&c.entrypoint),
+        cmd: argv(&c.cmd),
         working_dir: c.working_dir.clone(),
         exposed_ports: c.exposed_ports.keys().cloned().collect(),
         history: history_steps(&config.history),

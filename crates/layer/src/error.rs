@@ -115,6 +115,17 @@ pub enum LayerError {
         /// The entry path as written in the archive.
         path: String,
     },
+    /// A zstd frame asks for a decoding window over the limit.
+    #[error(
+        "layer {layer}: a zstd frame needs a window larger than 2^{window_log_max} bytes \
+         (limit zstd-window-log-max={window_log_max}; layers made with zstd --long need 27)"
+    )]
+    ZstdWindowTooLarge {
+        /// The layer.
+        layer: Digest,
+        /// The limit ([`Limits::zstd_window_log_max`](crate::Limits::zstd_window_log_max)).
+        window_log_max: u32,
+    },
     /// The gzip, zstd or tar stream ends before it is complete.
     #[error("layer {layer}: the stream ends early (truncated)")]
     Truncated {
@@ -168,6 +179,7 @@ impl LayerError {
             LayerError::DecompressionBomb { .. } => "decompression-bomb",
             LayerError::TooLarge { .. } => "too-large",
             LayerError::InvalidWhiteout { .. } => "invalid-whiteout",
+            LayerError::ZstdWindowTooLarge { .. } => "zstd-window-too-large",
             LayerError::Truncated { .. } => "truncated",
             LayerError::Corrupt { .. } => "corrupt",
             LayerError::Read { .. } => "read",
@@ -187,6 +199,7 @@ impl LayerError {
             | LayerError::DecompressionBomb { layer, .. }
             | LayerError::TooLarge { layer, .. }
             | LayerError::InvalidWhiteout { layer, .. }
+            | LayerError::ZstdWindowTooLarge { layer, .. }
             | LayerError::Truncated { layer, .. }
             | LayerError::Corrupt { layer, .. }
             | LayerError::Read { layer, .. }
@@ -253,6 +266,10 @@ mod tests {
                 layer: l(),
                 path: String::new(),
             },
+            LayerError::ZstdWindowTooLarge {
+                layer: l(),
+                window_log_max: 23,
+            },
             LayerError::Truncated {
                 layer: l(),
                 source: io::ErrorKind::UnexpectedEof.into(),
@@ -283,6 +300,7 @@ mod tests {
                 | LayerError::DecompressionBomb { .. }
                 | LayerError::TooLarge { .. }
                 | LayerError::InvalidWhiteout { .. }
+                | LayerError::ZstdWindowTooLarge { .. }
                 | LayerError::Truncated { .. }
                 | LayerError::Corrupt { .. }
                 | LayerError::Read { .. }

@@ -271,15 +271,23 @@ pub(crate) enum Decoder<'a> {
 }
 
 impl<'a> Decoder<'a> {
-    pub(crate) fn new(source: Source<'a>, compression: Compression) -> io::Result<Self> {
+    /// `zstd_window_log_max` bounds the window a zstd frame may ask for (the decoder's
+    /// largest allocation); a frame asking for more fails to decode, see
+    /// [`is_zstd_window_error`].
+    pub(crate) fn new(
+        source: Source<'a>,
+        compression: Compression,
+        zstd_window_log_max: u32,
+    ) -> io::Result<Self> {
         Ok(match compression {
             Compression::None => Decoder::Plain(source),
             Compression::Gzip => Decoder::Gzip(Gzip::new(source)),
             Compression::Zstd => {
-                // Multi-frame by default; the window is capped by libzstd's default
-                // (ZSTD_WINDOWLOG_LIMIT_DEFAULT, 128 MiB), which bounds decoder memory.
+                // Multi-frame by default.
                 let buffered = BufReader::with_capacity(COMPRESSED_BUFFER, source);
-                Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(buffered)?)
+                let mut decoder = zstd::stream::read::Decoder::with_buffer(buffered)?;
+                decoder.window_log_max(zstd_window_log_max)?;
+                Decoder::Zstd(decoder)
             }
         })
     }
@@ -311,6 +319,15 @@ impl Read for Decoder<'_> {
             Decoder::Zstd(z) => z.read(buf),
         }
     }
+}
+
+/// Whether a zstd decoder error says the frame's window is over `window_log_max`. libzstd
+/// reports only its error name (`ZSTD_error_frameParameter_windowTooLarge`), as text; a
+/// test holds it to the linked library.
+pub(crate) fn is_zstd_window_error(error: &io::Error) -> bool {
+    error
+        .to_string()
+        .contains("Frame requires too much memory for decoding")
 }
 
 /// The uncompressed tar stream: hashed (diff ID), counted, capped and ratio-checked.

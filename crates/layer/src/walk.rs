@@ -27,7 +27,9 @@ use crate::error::{LayerError, Stream};
 use crate::header::{self, BLOCK, Pax};
 use crate::limits::Limits;
 use crate::path::{self, Meaning, PathError};
-use crate::stream::{Decoder, Hasher, Inflated, Source, Trip, untag_source_error};
+use crate::stream::{
+    Decoder, Hasher, Inflated, Source, Trip, is_zstd_window_error, untag_source_error,
+};
 
 /// Buffer between the decompressor and the tar walk. Decompressors write straight into it
 /// and small entries are parsed out of it without copies. Sizes from 64 KiB to 1 MiB
@@ -112,10 +114,13 @@ fn walk(
 ) -> Result<LayerWalk, LayerError> {
     let layer = &spec.digest;
     let source = Source::new(blob, layer.algorithm(), limits.max_compressed_bytes);
-    let decoder = Decoder::new(source, spec.compression).map_err(|source| LayerError::Corrupt {
-        layer: layer.clone(),
-        source,
-    })?;
+    let decoder =
+        Decoder::new(source, spec.compression, limits.zstd_window_log_max).map_err(|source| {
+            LayerError::Corrupt {
+                layer: layer.clone(),
+                source,
+            }
+        })?;
     let diff_algorithm = spec
         .diff_id
         .as_ref()
@@ -728,6 +733,10 @@ impl<'w, 'a> TarWalk<'w, 'a> {
             _ if error.kind() == io::ErrorKind::UnexpectedEof => LayerError::Truncated {
                 layer,
                 source: error,
+            },
+            _ if is_zstd_window_error(&error) => LayerError::ZstdWindowTooLarge {
+                layer,
+                window_log_max: self.limits.zstd_window_log_max,
             },
             _ => LayerError::Corrupt {
                 layer,

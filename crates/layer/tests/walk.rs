@@ -1360,3 +1360,50 @@ fn never_panics_on_mutated_layers() {
         "ok {ok}, err {err}: the mutations should exercise both"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Decoder memory
+
+/// A zstd stream whose frame asks for a 2^`log` window (as `zstd --long=LOG` writes it).
+fn zstd_long(data: &[u8], log: u32) -> Vec<u8> {
+    let mut e = zstd::Encoder::new(Vec::new(), 3).unwrap();
+    e.window_log(log).unwrap();
+    e.long_distance_matching(true).unwrap();
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Issue 11: one zstd layer made the decoder allocate a 128 MiB window. The frame's window is
+/// now checked against `zstd-window-log-max` before anything is allocated.
+#[test]
+fn a_zstd_window_over_the_limit_is_refused_by_name() {
+    let mut b = Builder::new(Vec::new());
+    add_file(&mut b, "a", b"hello", 0o644);
+    let tar = finish(b);
+    let long = zstd_long(&tar, 27);
+    let spec = spec(&long, Compression::Zstd);
+    let e = walk(&long, &spec, &Limits::default()).0.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LayerError::ZstdWindowTooLarge {
+                window_log_max: 23,
+                ..
+            }
+        ),
+        "{e}: {:?}",
+        std::error::Error::source(&e)
+    );
+    assert_eq!(e.kind_code(), "zstd-window-too-large");
+    assert!(e.to_string().contains("zstd-window-log-max=23"), "{e}");
+    // The same layer is read when the limit allows its window.
+    let limits = Limits {
+        zstd_window_log_max: 27,
+        ..Limits::default()
+    };
+    let (walked, sink) = walk(&long, &spec, &limits);
+    assert_eq!(walked.unwrap().entries, 1);
+    assert_eq!(sink.events.len(), 1);
+    // BuildKit-style layers (level 3, a 2^21 window at most) are within the default.
+    walk_ok(&tar, Compression::Zstd);
+}

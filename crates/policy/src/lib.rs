@@ -28,6 +28,7 @@
 //! # Ok::<(), gantry_policy::PolicyError>(())
 //! ```
 
+mod builtins;
 mod bundle;
 mod error;
 mod output;

@@ -36,6 +36,17 @@ pub struct PolicyLimits {
     /// about a hundred times the shipped bundle — room for large allowlists and exception
     /// lists, while a bundle that is mostly generated data is refused before it is parsed.
     pub max_policy_bytes: usize,
+    /// Most elements one call of `numbers.range`, `numbers.range_step` or `net.cidr_expand`
+    /// may return (`policy-builtin-elements`). Default 1,000,000: ten times the largest array
+    /// an input document can hold (`image-packages`, 100,000), so indexing over any input
+    /// works, while one call costs at most ~25 MB and ~10 ms — regorus checks the time limit
+    /// only between steps, never inside a builtin (`crate::builtins`).
+    pub max_builtin_elements: usize,
+    /// Evaluations run at once by [`Policy::evaluate_async`], each on a blocking-pool
+    /// thread. Default: the number of CPUs (at least 2). Evaluation is CPU-bound, so more
+    /// would only share the cores; this also bounds the memory of evaluations in flight
+    /// to this many times what one may build within its time limit.
+    pub max_concurrent_evaluations: usize,
 }
 
 impl Default for PolicyLimits {
@@ -43,6 +54,10 @@ impl Default for PolicyLimits {
         Self {
             eval_timeout: Duration::from_secs(2),
             max_policy_bytes: 4 << 20,
+            max_builtin_elements: 1_000_000,
+            max_concurrent_evaluations: std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .max(2),
         }
     }
 }
@@ -67,6 +82,8 @@ struct Inner {
     engine: regorus::Engine,
     digest: String,
     limits: PolicyLimits,
+    /// Permits of [`Policy::evaluate_async`], shared by every clone.
+    evaluations: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Policy {
@@ -90,7 +107,7 @@ impl Policy {
                 limit: limits.max_policy_bytes as u64,
             });
         }
-        let mut engine = new_engine(limits);
+        let mut engine = new_engine(limits)?;
         for m in bundle.modules() {
             engine
                 .add_policy(m.path.clone(), m.source.clone())
@@ -113,6 +130,9 @@ impl Policy {
                 engine,
                 digest: bundle.digest(),
                 limits: *limits,
+                evaluations: Arc::new(tokio::sync::Semaphore::new(
+                    limits.max_concurrent_evaluations.max(1),
+                )),
             }),
         })
     }
@@ -133,6 +153,35 @@ impl Policy {
     pub fn evaluate(&self, input: &serde_json::Value) -> Verdict {
         self.evaluate_checked(input)
             .unwrap_or_else(|e| error_verdict(&e, &self.inner.digest))
+    }
+
+    /// [`evaluate`](Self::evaluate) for async callers: the evaluation runs on tokio's
+    /// blocking pool, never on the runtime's threads (an evaluation is CPU-bound for up to
+    /// its time limit), and at most
+    /// [`max_concurrent_evaluations`](PolicyLimits::max_concurrent_evaluations) run at
+    /// once across every clone of this policy; callers beyond wait for a permit. Fails
+    /// closed like `evaluate`: a panicked or cancelled evaluation is a deny verdict.
+    pub async fn evaluate_async(&self, input: serde_json::Value) -> Verdict {
+        let digest = &self.inner.digest;
+        let failed = |message: String| error_verdict(&PolicyError::Eval { message }, digest);
+        let Ok(permit) = Arc::clone(&self.inner.evaluations).acquire_owned().await else {
+            return failed("the evaluation pool is closed".to_string());
+        };
+        let policy = self.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            policy.evaluate(&input)
+        });
+        match run.await {
+            Ok(verdict) => verdict,
+            Err(e) => failed(format!("the evaluation task failed: {e}")),
+        }
+    }
+
+    /// How many more [`evaluate_async`](Self::evaluate_async) calls could start now without
+    /// waiting for a permit.
+    pub fn idle_evaluations(&self) -> usize {
+        self.inner.evaluations.available_permits()
     }
 
     /// Like [`evaluate`](Self::evaluate), but returns the error instead of a deny verdict.
@@ -181,8 +230,10 @@ pub fn error_verdict(error: &PolicyError, policy_digest: &str) -> Verdict {
 }
 
 /// An engine with Gantry's evaluation settings.
-pub(crate) fn new_engine(limits: &PolicyLimits) -> regorus::Engine {
+pub(crate) fn new_engine(limits: &PolicyLimits) -> Result<regorus::Engine, PolicyError> {
     let mut engine = regorus::Engine::new();
+    crate::builtins::register(&mut engine, limits.max_builtin_elements)
+        .map_err(|e| from_regorus(Stage::Compile, &e))?;
     // Rego v1 (`if`, `contains` required) is regorus' default; `import rego.v1` is accepted.
     // A builtin error (to_number("x"), a bad glob) is an evaluation error, not "undefined":
     // under OPA's default a deny rule whose builtin fails silently disappears, which would
@@ -197,7 +248,7 @@ pub(crate) fn new_engine(limits: &PolicyLimits) -> regorus::Engine {
         length.max_file_bytes = bytes;
     }
     engine.set_policy_length_config(length);
-    engine
+    Ok(engine)
 }
 
 pub(crate) fn add_data(

@@ -112,7 +112,7 @@ impl fmt::Display for TestReport {
 /// Errors are for the bundle as a whole: a module that does not parse, bad data, or no test
 /// at all ([`PolicyError::NoTests`]). A test that errors is a failed test, not an error.
 pub fn run_tests(bundle: &PolicyBundle, limits: &PolicyLimits) -> Result<TestReport, PolicyError> {
-    let mut engine = new_engine(limits);
+    let mut engine = new_engine(limits)?;
     let all: Vec<_> = bundle
         .modules()
         .iter()

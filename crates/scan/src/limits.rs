@@ -40,6 +40,14 @@ limit_names! {
     LayerEntries = "layer-entries", Count;
     TarExtension = "tar-extension-header-bytes", Bytes;
     Path = "path-bytes", Bytes;
+    ZstdWindow = "zstd-window-log-max", Count;
+    LayerPackages = "layer-packages", Count;
+    LayerFiles = "layer-files", Count;
+    LayerFindings = "layer-findings", Count;
+    ImagePackages = "image-packages", Count;
+    ImageFiles = "image-files", Count;
+    ImageFindings = "image-findings", Count;
+    AnalyzerMemory = "analyzer-memory-bytes", Bytes;
     Manifest = "manifest-bytes", Bytes;
     Config = "config-bytes", Bytes;
     Connect = "connect-timeout", Seconds;
@@ -97,6 +105,15 @@ impl FromStr for LimitArg {
             Unit::Count => value.parse().ok(),
             Unit::Seconds => parse_seconds(value),
         };
+        if name == LimitName::ZstdWindow {
+            // What libzstd accepts as a maximum window (ZSTD_WINDOWLOG_MIN..=MAX on 64-bit).
+            return match parsed {
+                Some(value @ 10..=31) => Ok(LimitArg { name, value }),
+                _ => Err(format!(
+                    "invalid value {value:?} (expected a power of two between 10 and 31)"
+                )),
+            };
+        }
         match parsed {
             Some(value) if value > 0 => Ok(LimitArg { name, value }),
             _ => Err(format!(
@@ -123,6 +140,14 @@ pub fn apply(args: &[LimitArg], layer: &mut Limits, fetch: &mut FetchLimits) {
             LimitName::LayerEntries => layer.max_entries = v,
             LimitName::TarExtension => layer.max_extension_bytes = v,
             LimitName::Path => layer.max_path_bytes = usize::try_from(v).unwrap_or(usize::MAX),
+            LimitName::ZstdWindow => layer.zstd_window_log_max = u32::try_from(v).unwrap_or(31),
+            LimitName::LayerPackages => layer.max_layer_packages = v,
+            LimitName::LayerFiles => layer.max_layer_files = v,
+            LimitName::LayerFindings => layer.max_layer_findings = v,
+            LimitName::ImagePackages => layer.max_image_packages = v,
+            LimitName::ImageFiles => layer.max_image_files = v,
+            LimitName::ImageFindings => layer.max_image_findings = v,
+            LimitName::AnalyzerMemory => layer.analyzer_memory_bytes = v,
             LimitName::Manifest => fetch.max_manifest_bytes = v,
             LimitName::Config => fetch.max_config_bytes = v,
             LimitName::Connect => fetch.connect_timeout = Duration::from_secs(v),
@@ -174,5 +199,28 @@ mod tests {
         assert!("layer-entries=-1".parse::<LimitArg>().is_err());
         assert!("read-timeout=soon".parse::<LimitArg>().is_err());
         assert!("layer-entries".parse::<LimitArg>().is_err());
+        assert!("zstd-window-log-max=9".parse::<LimitArg>().is_err());
+        assert!("zstd-window-log-max=32".parse::<LimitArg>().is_err());
+    }
+
+    #[test]
+    fn record_caps_and_the_zstd_window_have_names() {
+        let args: Vec<LimitArg> = [
+            "zstd-window-log-max=27",
+            "layer-packages=10",
+            "image-files=20",
+            "image-findings=5",
+            "analyzer-memory-bytes=64MiB",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let (mut l, mut f) = (Limits::default(), FetchLimits::default());
+        apply(&args, &mut l, &mut f);
+        assert_eq!(l.zstd_window_log_max, 27);
+        assert_eq!(l.max_layer_packages, 10);
+        assert_eq!(l.max_image_files, 20);
+        assert_eq!(l.max_image_findings, 5);
+        assert_eq!(l.analyzer_memory_bytes, 64 << 20);
     }
 }

@@ -2,7 +2,10 @@ use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use gantry_analyze::{AnalyzerSet, DispatchError, Filesystem, LayerReport, squash};
+use gantry_analyze::{
+    AnalyzerSet, Budget, CapExceeded, Caps, DispatchError, Filesystem, ImageTally, LayerReport,
+    MemoryBudget, squash_within,
+};
 use gantry_layer::{EntrySink, LayerError, LayerSpec, Limits, walk_layer};
 use gantry_model::Digest;
 use gantry_model::fs::{FileEntry, Whiteout};
@@ -22,7 +25,8 @@ pub struct ScanOptions {
     /// CPUs (at least 2, so one layer's network wait overlaps another's inflate); each walk
     /// holds only bounded buffers, so memory grows with this number, not with layer sizes.
     pub parallel_layers: usize,
-    /// Hostile-input limits applied to every layer.
+    /// Hostile-input limits applied to every layer, and the record caps and memory budget
+    /// of what the analyzers keep (docs/limits.md).
     pub limits: Limits,
 }
 
@@ -64,6 +68,20 @@ pub enum ScanError {
         expected: Digest,
         /// Measured.
         actual: Digest,
+    },
+    /// A layer (or the image's layers together) holds more packages, file records or
+    /// findings than a cap allows. The same image is refused every time: not transient.
+    #[error("layer {index} ({layer}){}: over a record cap", path.as_deref().map(|p| format!(", at {p}")).unwrap_or_default())]
+    LimitExceeded {
+        /// Layer index (0 = base).
+        index: usize,
+        /// Layer digest.
+        layer: Digest,
+        /// The entry being read when the cap was crossed (none for a cached layer).
+        path: Option<String>,
+        /// The cap, its name and value.
+        #[source]
+        source: CapExceeded,
     },
     /// The analyzer set could not be compiled (a bug in an analyzer).
     #[error(transparent)]
@@ -133,6 +151,8 @@ pub struct Scanner {
     options: ScanOptions,
     analyzers: Arc<AnalyzerSet>,
     cache: Option<Arc<dyn LayerCache>>,
+    /// The analyzers' large buffers, shared by every walk of this scanner and its clones.
+    memory: Arc<MemoryBudget>,
 }
 
 impl Scanner {
@@ -142,6 +162,7 @@ impl Scanner {
         cache: Option<Arc<dyn LayerCache>>,
     ) -> Result<Scanner, ScanError> {
         Ok(Scanner {
+            memory: MemoryBudget::new(options.limits.analyzer_memory_bytes),
             options,
             analyzers: Arc::new(AnalyzerSet::builtin()?),
             cache,
@@ -162,6 +183,8 @@ impl Scanner {
         let layers = &image.manifest.layers;
         let diff_ids = &image.config.rootfs.diff_ids;
         let semaphore = Arc::new(Semaphore::new(self.options.parallel_layers.max(1)));
+        let caps = Caps::from_limits(&self.options.limits);
+        let tally = ImageTally::new();
         let cancel = Arc::new(AtomicBool::new(false));
         let mut results: Vec<Option<LayerResult>> = vec![None; layers.len()];
         let mut tasks = JoinSet::new();
@@ -186,6 +209,14 @@ impl Scanner {
                 }
             };
             if let Some(hit) = self.cache_get(&desc.digest) {
+                if let Err(source) = tally.charge_report(&caps, &hit.report) {
+                    return Err(ScanError::LimitExceeded {
+                        index,
+                        layer: desc.digest.clone(),
+                        path: None,
+                        source,
+                    });
+                }
                 if let Some(expected) = &expected_diff_id
                     && *expected != hit.stats.diff_id
                 {
@@ -216,6 +247,8 @@ impl Scanner {
                 spec,
                 source: Arc::clone(source),
                 analyzers: Arc::clone(&self.analyzers),
+                budget: Budget::new(caps, Arc::clone(&tally)),
+                memory: Arc::clone(&self.memory),
                 limits: self.options.limits,
                 semaphore: Arc::clone(&semaphore),
                 cancel: Arc::clone(&cancel),
@@ -260,11 +293,18 @@ impl Scanner {
         // A skipped layer squashes as an empty one, so layer indexes in the filesystem stay
         // manifest indexes.
         let nothing = LayerReport::default();
-        let filesystem = squash(
+        let filesystem = squash_within(
             results
                 .iter()
                 .map(|r| r.layer.as_ref().map_or(&nothing, |l| &l.report)),
-        );
+            &caps,
+        )
+        .map_err(|(index, source)| ScanError::LimitExceeded {
+            index,
+            layer: layers[index].digest.clone(),
+            path: None,
+            source,
+        })?;
         Ok(ScanReport {
             layers: results,
             filesystem,
@@ -297,6 +337,8 @@ struct LayerJob {
     spec: LayerSpec,
     source: Arc<dyn ImageSource>,
     analyzers: Arc<AnalyzerSet>,
+    budget: Budget,
+    memory: Arc<MemoryBudget>,
     limits: Limits,
     semaphore: Arc<Semaphore>,
     cancel: Arc<AtomicBool>,
@@ -311,8 +353,11 @@ impl LayerJob {
         };
         let blob = self.source.blob(&self.desc).await?;
         let LayerJob {
+            desc,
             spec,
             analyzers,
+            budget,
+            memory,
             limits,
             cancel,
             ..
@@ -321,7 +366,7 @@ impl LayerJob {
         // while SyncIoBridge pulls bytes from the async blob stream.
         let walked = tokio::task::spawn_blocking(move || {
             let reader = SyncIoBridge::new(blob);
-            let mut dispatcher = analyzers.dispatcher();
+            let mut dispatcher = analyzers.dispatcher_with(budget, Some(memory));
             let mut sink = CancellableSink {
                 inner: &mut dispatcher,
                 cancel: &cancel,
@@ -341,8 +386,26 @@ impl LayerJob {
         })
         .await
         .map_err(|source| ScanError::Task { index, source })?;
-        walked.map_err(|source| ScanError::Layer { index, source })
+        walked.map_err(|source| layer_error(index, &desc.digest, source))
     }
+}
+
+/// A walk's failure; a record cap crossed by the dispatcher is lifted out of the sink error
+/// into [`ScanError::LimitExceeded`].
+fn layer_error(index: usize, layer: &Digest, source: LayerError) -> ScanError {
+    if let LayerError::Sink {
+        path, source: io, ..
+    } = &source
+        && let Some(cap) = io.get_ref().and_then(|e| e.downcast_ref::<CapExceeded>())
+    {
+        return ScanError::LimitExceeded {
+            index,
+            layer: layer.clone(),
+            path: Some(path.clone()),
+            source: cap.clone(),
+        };
+    }
+    ScanError::Layer { index, source }
 }
 
 /// Forwards to the dispatcher until another layer failed, then stops this walk early.

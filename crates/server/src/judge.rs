@@ -63,7 +63,7 @@ impl JobError {
             JobError::Gate(gantry_gate::GateError::Scan(e)) => scan_transient(e),
             JobError::Gate(_) => false,
             JobError::PullSecrets(e) => e.is_transient(),
-            JobError::Store(_) => true,
+            JobError::Store(e) => e.is_transient(),
         }
     }
 }
@@ -429,10 +429,7 @@ pub async fn rejudge(
         image.insert("reference".to_string(), json!(named));
         image.insert("source".to_string(), json!(named));
     }
-    let policy = Arc::clone(app.policy());
-    let verdict = tokio::task::spawn_blocking(move || policy.evaluate(&input))
-        .await
-        .map_err(|e| JobError::Internal(format!("policy evaluation task: {e}")))?;
+    let verdict = app.policy().evaluate_async(input).await;
     let record = verdict_record(app, key.clone(), &verdict)?;
     Ok((record, verdict))
 }

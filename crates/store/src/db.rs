@@ -37,7 +37,18 @@ pub struct Store {
     /// turns that tail into a wait of one short transaction (docs/benchmarks.md, webhook
     /// intake). Other processes on the same file still meet the busy handler.
     writers: Arc<tokio::sync::Mutex<()>>,
+    /// Largest JSON document [`Store::put_scan`] writes ([`MAX_DOCUMENT_BYTES`] unless set).
+    pub(crate) max_document_bytes: usize,
 }
+
+/// Largest report, verdict or SBOM stored for one image (`stored-document-bytes`). Default
+/// 192 MiB: an image at the scan's package cap (`image-packages`, 100,000) has a report of
+/// ~36 MB and a (pretty-printed) SBOM of ~136 MB, and a real image with a few thousand
+/// packages a few MB of each. It stays well below what the databases refuse themselves
+/// (SQLite's `SQLITE_MAX_LENGTH` of 1e9 bytes, Postgres' 1 GiB per value), so an oversized
+/// document is refused here, with a clear error, before it reaches the database, its WAL or
+/// a retry loop.
+pub const MAX_DOCUMENT_BYTES: usize = 192 << 20;
 
 #[derive(Debug)]
 pub(crate) enum Backend {
@@ -233,6 +244,7 @@ impl Store {
             Ok(Store {
                 inner: Arc::new(Backend::Postgres(pool)),
                 writers: Arc::default(),
+                max_document_bytes: MAX_DOCUMENT_BYTES,
             })
         } else {
             Err(StoreError::UnsupportedUrl {
@@ -272,6 +284,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Backend::Sqlite(pool)),
             writers: Arc::default(),
+            max_document_bytes: MAX_DOCUMENT_BYTES,
         })
     }
 
@@ -282,6 +295,18 @@ impl Store {
             Backend::Sqlite(_) => Some(self.writers.lock().await),
             Backend::Postgres(_) => None,
         }
+    }
+
+    /// This handle with another limit on the size of each stored document (report, verdict,
+    /// SBOM), in bytes; see [`MAX_DOCUMENT_BYTES`].
+    pub fn with_max_document_bytes(mut self, bytes: usize) -> Store {
+        self.max_document_bytes = bytes;
+        self
+    }
+
+    /// The limit on each stored document, in bytes.
+    pub fn max_document_bytes(&self) -> usize {
+        self.max_document_bytes
     }
 
     /// Which backend this store runs on: `"sqlite"` or `"postgres"`.

@@ -561,7 +561,7 @@ impl Store {
         self.held(affected, id, worker).await
     }
 
-    /// Marks the job done. Store its result first ([`Store::put_result`]): a crash between the
+    /// Marks the job done. Store its result first ([`Store::put_scan`]): a crash between the
     /// two re-runs the job, whose result then overwrites the same row.
     pub async fn complete(&self, id: i64, worker: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;

@@ -40,7 +40,7 @@ mod notifications;
 mod prune;
 mod results;
 
-pub use db::Store;
+pub use db::{MAX_DOCUMENT_BYTES, Store};
 pub use error::{StoreError, redact_url};
 pub use jobs::{
     DigestOutcome, Enqueued, FailOutcome, Job, JobSpec, JobStatus, JobView, QueueCounts,

@@ -248,11 +248,21 @@ impl Store {
     /// Stores what one scan produced: the report (replacing an older one of the digest), the
     /// scope it was pulled for, the SBOM, the tags and its first verdict. One transaction:
     /// readers see all of it or none.
+    ///
+    /// A document larger than [`Store::max_document_bytes`] is refused with
+    /// [`StoreError::TooLarge`] before anything is written.
     pub async fn put_scan(
         &self,
         report: &ReportRecord,
         verdict: &VerdictRecord,
     ) -> Result<(), StoreError> {
+        self.check_size(&report.manifest_digest, "report", Some(&report.report_json))?;
+        self.check_size(&report.manifest_digest, "SBOM", report.sbom_json.as_ref())?;
+        self.check_size(
+            &verdict.key.manifest_digest,
+            "verdict",
+            Some(&verdict.verdict_json),
+        )?;
         let _turn = self.write_turn().await;
         const WHAT: &str = "put scan result";
         let now = now_ms();
@@ -315,6 +325,11 @@ impl Store {
     /// under another name, mode, bundle or time. `NotFound`-like misuse (no report) fails on
     /// the foreign key.
     pub async fn put_verdict(&self, verdict: &VerdictRecord) -> Result<(), StoreError> {
+        self.check_size(
+            &verdict.key.manifest_digest,
+            "verdict",
+            Some(&verdict.verdict_json),
+        )?;
         let _turn = self.write_turn().await;
         const WHAT: &str = "put verdict";
         let now = now_ms();
@@ -325,6 +340,26 @@ impl Store {
                 .map(|_| ())
                 .map_err(query(WHAT))
         })
+    }
+
+    /// Refuses a document over [`Store::max_document_bytes`]: one oversized row would be
+    /// read back whole by every lookup.
+    fn check_size(
+        &self,
+        digest: &str,
+        what: &'static str,
+        doc: Option<&String>,
+    ) -> Result<(), StoreError> {
+        let limit = self.max_document_bytes;
+        match doc {
+            Some(doc) if doc.len() > limit => Err(StoreError::TooLarge {
+                what,
+                digest: digest.to_string(),
+                bytes: doc.len(),
+                limit,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Who pulled `manifest_digest` (empty: no report).

@@ -1688,7 +1688,146 @@ on_both_backends!(
     notifications_are_delivered_retried_and_reclaimed,
     two_replicas_complete_every_job_exactly_once,
     prune_removes_finished_jobs_events_and_notifications,
+    oversized_documents_are_refused_as_permanent,
 );
+
+/// A report over `stored-document-bytes` is refused before it reaches the database, as an
+/// error a job must not retry (issue 11: SQLite's "string or blob too big" was retried five
+/// times at ~9 GB each).
+async fn oversized_documents_are_refused_as_permanent(db: &Db) {
+    let store = db.store.clone().with_max_document_bytes(64);
+    let mut record = result("sha256:big", &["1.0"], "deny");
+    record.report_json = format!("{{\"pad\":\"{}\"}}", "x".repeat(100));
+    let e = store.put_result(&record).await.unwrap_err();
+    assert!(matches!(e, StoreError::TooLarge { .. }), "{e:?}");
+    assert!(!e.is_transient());
+    let text = e.to_string();
+    assert!(
+        text.contains("report")
+            && text.contains("sha256:big")
+            && text.contains("stored-document-bytes=64"),
+        "{text}"
+    );
+    assert!(
+        store
+            .verdict_of("sha256:big", POLICY)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A record within the limit goes through the same handle.
+    assert!(
+        store
+            .put_result(&result("sha256:ok", &[], "deny"))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        db.store.max_document_bytes(),
+        gantry_store::MAX_DOCUMENT_BYTES
+    );
+}
+
+fn query_error(source: sqlx::Error) -> StoreError {
+    StoreError::Query {
+        what: "test",
+        source,
+    }
+}
+
+/// Errors from a real SQLite: data errors are permanent, a busy database is not.
+#[tokio::test]
+async fn sqlite_errors_are_classified_by_what_failed() {
+    use sqlx::ConnectOptions;
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("t.db"))
+        .create_if_missing(true)
+        .busy_timeout(Duration::ZERO);
+    let mut a = options.connect().await.unwrap();
+    let mut b = options.connect().await.unwrap();
+
+    let too_big = sqlx::query("SELECT zeroblob(2000000000)")
+        .execute(&mut a)
+        .await
+        .unwrap_err();
+    assert!(too_big.to_string().contains("too big"), "{too_big}");
+    assert!(!query_error(too_big).is_transient());
+
+    sqlx::query("CREATE TABLE t (x INTEGER UNIQUE)")
+        .execute(&mut a)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO t VALUES (1)")
+        .execute(&mut a)
+        .await
+        .unwrap();
+    let duplicate = sqlx::query("INSERT INTO t VALUES (1)")
+        .execute(&mut a)
+        .await
+        .unwrap_err();
+    assert!(!query_error(duplicate).is_transient());
+
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut a)
+        .await
+        .unwrap();
+    let busy = sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut b)
+        .await
+        .unwrap_err();
+    assert!(busy.to_string().contains("locked"), "{busy}");
+    assert!(query_error(busy).is_transient());
+    sqlx::query("ROLLBACK").execute(&mut a).await.unwrap();
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+
+    // No database at all behind a URL: the open fails, and may work later.
+    let e = Store::open("postgres://gantry@127.0.0.1:1/gantry")
+        .await
+        .unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+}
+
+/// Errors from a real Postgres: a value over the server's limit and a constraint violation
+/// are permanent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_errors_are_classified_by_what_failed() {
+    let db = Db::postgres("postgres_errors_are_classified_by_what_failed").await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let too_big = sqlx::query("SELECT repeat('x', 1073741824)")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(too_big.to_string().contains("too large"), "{too_big}");
+    assert!(!query_error(too_big).is_transient());
+    sqlx::query("CREATE TABLE t (x INTEGER UNIQUE)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO t VALUES (1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let duplicate = sqlx::query("INSERT INTO t VALUES (1)")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(!query_error(duplicate).is_transient());
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET statement_timeout = 1")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let cancelled = sqlx::query("SELECT pg_sleep(1)")
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    drop(conn);
+    assert!(query_error(cancelled).is_transient());
+    pool.close().await;
+}
 
 /// Retention removes finished bookkeeping only: queued work, verdicts and tags stay.
 async fn prune_removes_finished_jobs_events_and_notifications(db: &Db) {

@@ -37,6 +37,8 @@ pub struct LayerBuilder {
     compression: Compression,
     entries: Vec<Entry>,
     damage: Damage,
+    /// zstd window log of the encoder (and long-distance matching), when set.
+    zstd_window_log: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +137,7 @@ impl LayerBuilder {
             compression,
             entries: Vec::new(),
             damage: Damage::default(),
+            zstd_window_log: None,
         }
     }
 
@@ -293,6 +296,14 @@ impl LayerBuilder {
         self
     }
 
+    /// Compresses a zstd layer as `zstd --long=LOG` does: a window of 2^`log` bytes (and
+    /// long-distance matching), which the frame header asks every decoder to allocate.
+    /// Level 3, BuildKit's default, uses 2^21; `--long` 2^27; the format allows 2^31.
+    pub fn zstd_window_log(mut self, log: u32) -> Self {
+        self.zstd_window_log = Some(log);
+        self
+    }
+
     /// A regular file of `len` zero bytes, streamed when the layer is built (never held in
     /// memory): with gzip or zstd it is a decompression bomb.
     pub fn zeros(mut self, path: &str, len: u64) -> Self {
@@ -433,8 +444,13 @@ impl LayerBuilder {
                 (spool.into_blob()?, diff_id, n)
             }
             Compression::Zstd => {
-                let enc = zstd::Encoder::new(Spool::new(), 3)
+                let mut enc = zstd::Encoder::new(Spool::new(), 3)
                     .ctx(|| "starting zstd stream".to_string())?;
+                if let Some(log) = self.zstd_window_log {
+                    enc.window_log(log)
+                        .and_then(|()| enc.long_distance_matching(true))
+                        .ctx(|| format!("setting zstd window log {log}"))?;
+                }
                 let mut w = HashWriter::new(enc);
                 self.write_tar(&mut w)
                     .ctx(|| "writing zstd layer".to_string())?;

@@ -16,7 +16,7 @@ use gantry_model::fs::FileEntry;
 use super::passwd::Malformed;
 use super::{Analyzer, Interest, LayerAnalysis};
 use crate::package::{Ecosystem, Package};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "apk";
 
@@ -45,13 +45,17 @@ impl Analyzer for ApkAnalyzer {
         Interest::paths(&[INSTALLED], MAX_BYTES)
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<ApkLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(ApkLayer {
+            budget: budget.clone(),
+            ..ApkLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct ApkLayer {
+    budget: Budget,
     packages: Vec<Package>,
     unknowns: Vec<Unknown>,
 }
@@ -63,24 +67,36 @@ impl LayerAnalysis for ApkLayer {
             path: entry.path.clone(),
             reason,
         };
+        let budget = &self.budget;
         if !complete {
-            self.unknowns.push(unknown(format!(
+            let reason = format!(
                 "{} bytes, larger than the {} MiB limit for the apk database; not parsed",
                 entry.size,
                 MAX_BYTES / (1024 * 1024)
-            )));
+            );
+            budget.keep(Kept::Findings, &mut self.unknowns, unknown(reason));
             return;
         }
         if content.contains(&0) {
-            self.unknowns
-                .push(unknown("not a text file (NUL bytes); not parsed".into()));
+            let reason = "not a text file (NUL bytes); not parsed".into();
+            budget.keep(Kept::Findings, &mut self.unknowns, unknown(reason));
             return;
         }
-        let parsed = parse_installed(&String::from_utf8_lossy(content), &entry.path);
+        let limits = (
+            budget.parse_limit(Kept::Packages),
+            budget.parse_limit(Kept::Files),
+        );
+        let parsed = parse_installed(&String::from_utf8_lossy(content), &entry.path, limits);
         if let Some(reason) = parsed.malformed.describe(parsed.packages.len()) {
-            self.unknowns.push(unknown(reason));
+            budget.keep(Kept::Findings, &mut self.unknowns, unknown(reason));
         }
-        self.packages.extend(parsed.packages);
+        let more = usize::from(parsed.more);
+        let files: usize = parsed.packages.iter().map(|p| p.files.len()).sum();
+        if budget.charge(Kept::Packages, parsed.packages.len() + more)
+            && budget.charge(Kept::Files, files + more)
+        {
+            self.packages.extend(parsed.packages);
+        }
     }
 
     fn finish(self: Box<Self>, report: &mut LayerReport) {
@@ -96,8 +112,13 @@ pub struct InstalledParse {
     pub packages: Vec<Package>,
     /// Malformed lines, and paragraphs without `P` or `V` (counted at their first line).
     pub malformed: Malformed,
+    /// Parsing stopped at a limit of [`parse_installed`]: more packages or files follow.
+    pub more: bool,
     /// (provided name, package) from `p:` lines, while parsing.
     provides: Vec<(String, String)>,
+    /// Package and file limits, and the files collected so far.
+    limits: (usize, usize),
+    files: usize,
 }
 
 #[derive(Default)]
@@ -115,11 +136,19 @@ struct Draft {
     lines: usize,
 }
 
-/// Parses `lib/apk/db/installed`. Never fails: what cannot be understood is counted.
-pub fn parse_installed(text: &str, path: &str) -> InstalledParse {
-    let mut out = InstalledParse::default();
+/// Parses `lib/apk/db/installed`. Never fails: what cannot be understood is counted. At
+/// most `limits.0` packages and `limits.1` listed files are collected; parsing stops there
+/// (`more`).
+pub fn parse_installed(text: &str, path: &str, limits: (usize, usize)) -> InstalledParse {
+    let mut out = InstalledParse {
+        limits,
+        ..InstalledParse::default()
+    };
     let mut d = Draft::default();
     for (i, line) in text.lines().enumerate() {
+        if out.more {
+            break;
+        }
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             finish(std::mem::take(&mut d), path, &mut out);
@@ -149,7 +178,9 @@ pub fn parse_installed(text: &str, path: &str) -> InstalledParse {
             "F" => d.dir = value.trim_matches('/').to_string(),
             "R" => {
                 let file = value.trim_start_matches('/');
-                if !file.is_empty() {
+                if out.files + d.files.len() >= out.limits.1 {
+                    out.more = true;
+                } else if !file.is_empty() {
                     d.files.push(if d.dir.is_empty() {
                         file.to_string()
                     } else {
@@ -160,7 +191,9 @@ pub fn parse_installed(text: &str, path: &str) -> InstalledParse {
             _ => {}
         }
     }
-    finish(d, path, &mut out);
+    if !out.more {
+        finish(d, path, &mut out);
+    }
     let provider = provides_of(&out.packages, &out.provides);
     resolve_dependencies(&mut out.packages, &provider);
     out.provides.clear();
@@ -228,6 +261,11 @@ fn finish(d: Draft, path: &str, out: &mut InstalledParse) {
         out.malformed.add(d.first_line);
         return;
     };
+    if out.packages.len() >= out.limits.0 {
+        out.more = true;
+        return;
+    }
+    out.files += d.files.len();
     for p in &d.provides {
         out.provides
             .push((strip_constraint(p).to_string(), name.clone()));
@@ -281,7 +319,7 @@ R:cc1
 
     #[test]
     fn parses_packages_with_files() {
-        let p = parse_installed(DB, INSTALLED);
+        let p = parse_installed(DB, INSTALLED, (usize::MAX, usize::MAX));
         assert_eq!(p.malformed, Malformed::default());
         assert_eq!(p.packages.len(), 2);
         let gcc = &p.packages[1];
@@ -301,14 +339,18 @@ R:cc1
 
     #[test]
     fn corrupt_and_truncated_input() {
-        let p = parse_installed("P:nover\nA:x\n\nnot a line\nP:ok\nV:1\n", INSTALLED);
+        let p = parse_installed(
+            "P:nover\nA:x\n\nnot a line\nP:ok\nV:1\n",
+            INSTALLED,
+            (usize::MAX, usize::MAX),
+        );
         assert_eq!(p.packages.len(), 1);
         assert_eq!(p.malformed.count, 2);
         for cut in 0..DB.len() {
-            let _ = parse_installed(&DB[..cut], INSTALLED);
+            let _ = parse_installed(&DB[..cut], INSTALLED, (usize::MAX, usize::MAX));
         }
         for input in ["", ":", "::::", "R:orphan", "\u{0}:\u{0}", "PP:x\nV:1"] {
-            let _ = parse_installed(input, INSTALLED);
+            let _ = parse_installed(input, INSTALLED, (usize::MAX, usize::MAX));
         }
     }
 }

@@ -21,7 +21,7 @@ use gantry_model::fs::FileEntry;
 use super::passwd::Malformed;
 use super::{Analyzer, Interest, LayerAnalysis};
 use crate::package::{CopyrightFile, Ecosystem, FileList, Package};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "dpkg";
 
@@ -72,13 +72,17 @@ impl Analyzer for DpkgAnalyzer {
         )]
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<DpkgLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(DpkgLayer {
+            budget: budget.clone(),
+            ..DpkgLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct DpkgLayer {
+    budget: Budget,
     packages: Vec<Package>,
     lists: Vec<FileList>,
     copyrights: Vec<CopyrightFile>,
@@ -110,11 +114,13 @@ impl LayerAnalysis for DpkgLayer {
             return;
         }
         if !complete {
-            self.unknowns.push(unknown(format!(
+            let reason = format!(
                 "{} bytes, larger than the {} MiB limit for dpkg databases; not parsed",
                 entry.size,
                 MAX_BYTES / (1024 * 1024)
-            )));
+            );
+            self.budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
             return;
         }
         let text = String::from_utf8_lossy(content);
@@ -126,27 +132,40 @@ impl LayerAnalysis for DpkgLayer {
                 Some((p, a)) => (p.to_string(), Some(a.to_string())),
                 None => (name.to_string(), None),
             };
-            self.lists.push(FileList {
-                path: path.to_string(),
-                package,
-                arch,
-                files: parse_list(&text),
-            });
+            let (files, more) = parse_list(&text, self.budget.parse_limit(Kept::Files));
+            if self
+                .budget
+                .charge(Kept::Files, files.len() + usize::from(more))
+            {
+                self.lists.push(FileList {
+                    path: path.to_string(),
+                    package,
+                    arch,
+                    files,
+                });
+            }
             return;
         }
         if path != STATUS && !path.starts_with(STATUS_D) {
             return;
         }
         if content.contains(&0) {
-            self.unknowns
-                .push(unknown("not a text file (NUL bytes); not parsed".into()));
+            let reason = "not a text file (NUL bytes); not parsed".into();
+            self.budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
             return;
         }
-        let parsed = parse_status(&text, path);
+        let parsed = parse_status(&text, path, self.budget.parse_limit(Kept::Packages));
         if let Some(reason) = parsed.malformed.describe(parsed.paragraphs) {
-            self.unknowns.push(unknown(reason));
+            self.budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
         }
-        self.packages.extend(parsed.packages);
+        if self.budget.charge(
+            Kept::Packages,
+            parsed.packages.len() + usize::from(parsed.more),
+        ) {
+            self.packages.extend(parsed.packages);
+        }
     }
 
     fn finish(self: Box<Self>, report: &mut LayerReport) {
@@ -167,22 +186,33 @@ pub struct StatusParse {
     /// Malformed lines and paragraphs (a paragraph without `Package`, or an installed one
     /// without `Version`, counts once, at its first line).
     pub malformed: Malformed,
+    /// Parsing stopped at the `limit` of [`parse_status`]: more installed packages follow.
+    pub more: bool,
     /// (virtual name, providing package) of installed packages, while parsing.
     provides: Vec<(String, String)>,
+    limit: usize,
 }
 
 /// Parses a dpkg status file (RFC 822-like paragraphs separated by blank lines). Only
 /// packages whose `Status` says they are installed count: the third word is `installed`
 /// (`install ok installed`, and also `hold ok installed` — a held package is installed).
 /// In distroless `status.d/` files, which are bare control files, every package counts.
-/// Never fails: what cannot be understood is counted in `malformed`.
-pub fn parse_status(text: &str, path: &str) -> StatusParse {
-    let mut out = StatusParse::default();
+/// Never fails: what cannot be understood is counted in `malformed`. At most `limit`
+/// packages are collected: parsing stops at the next installed one (`more`), so a hostile
+/// database costs what the caller can keep, not what it claims.
+pub fn parse_status(text: &str, path: &str, limit: usize) -> StatusParse {
+    let mut out = StatusParse {
+        limit,
+        ..StatusParse::default()
+    };
     let mut para: Vec<(&str, &str)> = Vec::new();
     let mut para_line = 0;
     let mut lines = text.lines().enumerate().peekable();
     loop {
         let next = lines.next();
+        if out.more {
+            break;
+        }
         let blank = next.is_none_or(|(_, l)| l.trim().is_empty());
         if blank {
             if !para.is_empty() {
@@ -334,6 +364,10 @@ fn end_paragraph(para: &[(&str, &str)], line: usize, path: &str, out: &mut Statu
     if !installed {
         return;
     }
+    if out.packages.len() >= out.limit {
+        out.more = true;
+        return;
+    }
     let Some(version) = field("Version") else {
         out.malformed.add(line);
         return;
@@ -380,14 +414,17 @@ fn end_paragraph(para: &[(&str, &str)], line: usize, path: &str, out: &mut Statu
     });
 }
 
-/// Parses a `.list` file: one absolute path per line; `/.` (the root) is dropped.
-pub fn parse_list(text: &str) -> Vec<String> {
-    text.lines()
+/// Parses a `.list` file: one absolute path per line; `/.` (the root) is dropped. At most
+/// `limit` paths are collected; the flag says more followed.
+pub fn parse_list(text: &str, limit: usize) -> (Vec<String>, bool) {
+    let mut paths = text
+        .lines()
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
         .map(|l| l.trim_start_matches('/'))
-        .filter(|l| !l.is_empty() && *l != ".")
-        .map(str::to_string)
-        .collect()
+        .filter(|l| !l.is_empty() && *l != ".");
+    let files: Vec<String> = paths.by_ref().take(limit).map(str::to_string).collect();
+    let more = paths.next().is_some();
+    (files, more)
 }
 
 #[cfg(test)]
@@ -420,7 +457,7 @@ Version: 2.36-9+deb12u4
 
     #[test]
     fn parses_installed_packages_only() {
-        let p = parse_status(STATUS_TEXT, STATUS);
+        let p = parse_status(STATUS_TEXT, STATUS, usize::MAX);
         let got: Vec<_> = p
             .packages
             .iter()
@@ -464,7 +501,7 @@ Version: 2.36-9+deb12u4
                     garbage line without colon\n\n\
                     Status: install ok installed\nVersion: 2\n\n\
                     Package: nover\nStatus: install ok installed\n";
-        let p = parse_status(text, STATUS);
+        let p = parse_status(text, STATUS, usize::MAX);
         assert_eq!(p.packages.len(), 1);
         assert_eq!(p.malformed.count, 3);
         assert_eq!(p.malformed.first_line, Some(5));
@@ -474,7 +511,7 @@ Version: 2.36-9+deb12u4
     fn truncated_and_hostile_input_does_not_panic() {
         for cut in 0..STATUS_TEXT.len() {
             if STATUS_TEXT.is_char_boundary(cut) {
-                let _ = parse_status(&STATUS_TEXT[..cut], STATUS);
+                let _ = parse_status(&STATUS_TEXT[..cut], STATUS, usize::MAX);
             }
         }
         for input in [
@@ -487,11 +524,12 @@ Version: 2.36-9+deb12u4
             "Package: x\nStatus: install ok installed\nVersion: 1\nSource: (",
             "\u{0}\u{0}\u{0}",
         ] {
-            let _ = parse_status(input, STATUS);
+            let _ = parse_status(input, STATUS, usize::MAX);
         }
         let p = parse_status(
             "Package: x\nStatus: install ok installed\nVersion: 1\nSource: (",
             STATUS,
+            usize::MAX,
         );
         assert_eq!(p.packages[0].source, None);
     }
@@ -499,17 +537,37 @@ Version: 2.36-9+deb12u4
     #[test]
     fn distroless_control_files_have_no_status() {
         let text = "Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n";
-        let p = parse_status(text, "var/lib/dpkg/status.d/tzdata");
+        let p = parse_status(text, "var/lib/dpkg/status.d/tzdata", usize::MAX);
         assert_eq!(p.packages.len(), 1);
-        let p = parse_status(text, STATUS);
+        let p = parse_status(text, STATUS, usize::MAX);
         assert_eq!((p.packages.len(), p.malformed.count), (0, 1));
     }
 
     #[test]
     fn parses_list() {
+        let list = "/.\n/usr\n/usr/bin\n/usr/bin/gcc-12\r\n\n";
         assert_eq!(
-            parse_list("/.\n/usr\n/usr/bin\n/usr/bin/gcc-12\r\n\n"),
-            vec!["usr", "usr/bin", "usr/bin/gcc-12"]
+            parse_list(list, usize::MAX),
+            (
+                vec!["usr".into(), "usr/bin".into(), "usr/bin/gcc-12".into()],
+                false
+            )
         );
+        assert_eq!(
+            parse_list(list, 2),
+            (vec!["usr".into(), "usr/bin".into()], true)
+        );
+        assert!(!parse_list(list, 3).1);
+    }
+
+    #[test]
+    fn parsing_stops_one_package_past_the_limit() {
+        let text: String = (0..100)
+            .map(|i| format!("Package: p{i}\nStatus: install ok installed\nVersion: 1\n\n"))
+            .collect();
+        let p = parse_status(&text, STATUS, 7);
+        assert_eq!((p.packages.len(), p.more), (7, true));
+        let p = parse_status(&text, STATUS, 100);
+        assert_eq!((p.packages.len(), p.more), (100, false));
     }
 }

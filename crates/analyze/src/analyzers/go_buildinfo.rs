@@ -37,7 +37,7 @@ use memchr::memmem;
 use super::elf::MAGIC as ELF_MAGIC;
 use super::{Analyzer, Interest, LayerAnalysis, StreamInterest};
 use crate::package::{Ecosystem, Package};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "go-buildinfo";
 
@@ -161,8 +161,11 @@ impl Analyzer for GoBuildinfoAnalyzer {
         })
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<GoLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(GoLayer {
+            budget: budget.clone(),
+            ..GoLayer::default()
+        })
     }
 }
 
@@ -177,6 +180,7 @@ pub fn executable(entry: &FileEntry) -> bool {
 
 #[derive(Default)]
 struct GoLayer {
+    budget: Budget,
     scan: Scan,
     symbols: SymbolScan,
     /// (executable path, GO_SYMBOLS it links), for Go binaries.
@@ -617,14 +621,25 @@ impl LayerAnalysis for GoLayer {
                 if !info.path.is_empty() {
                     self.mains.push((entry.path.clone(), info.path.clone()));
                 }
-                self.packages.extend(info.packages(&entry.path));
+                // The build info is at most MAX_CAPTURE bytes, so its packages are few
+                // enough to be built before they are charged.
+                self.budget.keep_all(
+                    Kept::Packages,
+                    &mut self.packages,
+                    info.packages(&entry.path),
+                );
+                // One entry per Go binary, naming only the few GO_SYMBOLS it links.
                 self.linked.push((entry.path.clone(), symbols));
             }
-            Some(Err(reason)) => self.unknowns.push(Unknown {
-                analyzer: ID.to_string(),
-                path: entry.path.clone(),
-                reason,
-            }),
+            Some(Err(reason)) => {
+                let unknown = Unknown {
+                    analyzer: ID.to_string(),
+                    path: entry.path.clone(),
+                    reason,
+                };
+                self.budget
+                    .keep(Kept::Findings, &mut self.unknowns, unknown);
+            }
             None => {}
         }
     }

@@ -24,7 +24,7 @@ use gantry_model::fs::FileEntry;
 
 use super::{Analyzer, Interest, LayerAnalysis};
 use crate::package::{Ecosystem, Package};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "java";
 
@@ -33,13 +33,50 @@ const ID: &str = "java";
 /// read; 64 MiB keeps that bounded and covers most; a larger one becomes an unknown.
 pub const MAX_BYTES: usize = 64 * 1024 * 1024;
 
-/// A nested archive is inflated into memory to be read in turn; libraries are rarely above
-/// 10 MiB. Larger ones become an unknown.
+/// A deflated nested archive is inflated into memory to be read in turn; libraries are
+/// rarely above 10 MiB. Larger ones become an unknown. (A stored nested archive — Spring
+/// Boot's `BOOT-INF/lib/*.jar` must be stored — is read in place, without a copy.)
 pub const MAX_NESTED_BYTES: u64 = 32 * 1024 * 1024;
 
-/// Bytes inflated from one top-level archive, nested ones included: several times a real
-/// fat jar's content, and the bound on a zip bomb's cost.
+/// Inflated nested archives held at once, along one nesting path (a jar in a war in an
+/// ear): the bound on this analyzer's memory beyond the archive itself. A nested archive
+/// that would take the total past it becomes an unknown.
+pub const MAX_NESTED_LIVE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Bytes read from one top-level archive, nested ones included (inflated or stored): several
+/// times a real fat jar's content, and the bound on a zip bomb's cost — also one whose
+/// nested entries all point at the same bytes.
 pub const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Entries of one archive's central directory. The zip reader keeps a record of about
+/// 900 bytes per entry (measured: a directory of 100,000 short names costs ~90 MB); the
+/// largest real archives (shaded "uber" jars of big frameworks) have a few tens of
+/// thousands. An archive declaring more becomes an unknown before its directory is read.
+pub const MAX_ARCHIVE_ENTRIES: u64 = 100_000;
+
+/// What one directory may cost the zip reader: [`MAX_ARCHIVE_ENTRIES`] at ~900 bytes. Only
+/// one directory is held at a time (an archive's is dropped before its nested archives are
+/// read).
+const MAX_DIRECTORY_BYTES: usize = 96 * 1024 * 1024;
+
+/// A central-directory entry takes at least 46 bytes for ~900 in memory: a directory costs
+/// at most this many times the archive bytes it is read from.
+const DIRECTORY_AMPLIFICATION: usize = 20;
+
+/// Deflate's largest expansion (a 258-byte match per 2 bits, about 1032:1): a nested
+/// archive inflates to at most this many times the archive holding it.
+const DEFLATE_MAX_RATIO: usize = 1032;
+
+/// The memory beyond its own bytes that reading an archive of `len` bytes may take:
+/// inflated nested archives (at most [`MAX_NESTED_LIVE_BYTES`]) and one directory.
+fn working_bytes(len: usize) -> usize {
+    let nested = (MAX_NESTED_LIVE_BYTES as usize).min(len.saturating_mul(DEFLATE_MAX_RATIO));
+    let directory = MAX_DIRECTORY_BYTES.min(
+        len.saturating_add(nested)
+            .saturating_mul(DIRECTORY_AMPLIFICATION),
+    );
+    nested + directory
+}
 
 /// Archive nesting followed: war in ear in … (real ones go two deep).
 pub const MAX_DEPTH: usize = 3;
@@ -57,46 +94,59 @@ impl Analyzer for JavaAnalyzer {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: stored nested archives read in place, entry and memory caps (new unknowns).
+        2
     }
 
     fn interest(&self) -> Interest {
-        Interest::paths(&["**/*.jar", "**/*.war", "**/*.ear"], MAX_BYTES)
+        Interest {
+            working_bytes,
+            ..Interest::paths(&["**/*.jar", "**/*.war", "**/*.ear"], MAX_BYTES)
+        }
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<JavaLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(JavaLayer {
+            budget: budget.clone(),
+            ..JavaLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct JavaLayer {
+    budget: Budget,
     packages: Vec<Package>,
     unknowns: Vec<Unknown>,
 }
 
 impl LayerAnalysis for JavaLayer {
     fn file(&mut self, entry: &FileEntry, content: &[u8], complete: bool) {
+        let unknown = |reason| Unknown {
+            analyzer: ID.to_string(),
+            path: entry.path.clone(),
+            reason,
+        };
         if !complete {
-            self.unknowns.push(Unknown {
-                analyzer: ID.to_string(),
-                path: entry.path.clone(),
-                reason: format!(
-                    "archive of {} bytes, larger than the {} MiB limit; not read",
-                    entry.size,
-                    MAX_BYTES >> 20
-                ),
-            });
+            let reason = format!(
+                "archive of {} bytes, larger than the {} MiB limit; not read",
+                entry.size,
+                MAX_BYTES >> 20
+            );
+            self.budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
             return;
         }
-        let found = read_archive(content, &entry.path);
-        self.packages.extend(found.packages);
-        self.unknowns
-            .extend(found.problems.into_iter().map(|reason| Unknown {
-                analyzer: ID.to_string(),
-                path: entry.path.clone(),
-                reason,
-            }));
+        let limits = (
+            self.budget.parse_limit(Kept::Packages),
+            self.budget.parse_limit(Kept::Findings),
+        );
+        let found = read_archive_within(content, &entry.path, limits);
+        self.budget
+            .keep_all(Kept::Packages, &mut self.packages, found.packages);
+        let unknowns = found.problems.into_iter().map(unknown).collect();
+        self.budget
+            .keep_all(Kept::Findings, &mut self.unknowns, unknowns);
     }
 
     fn finish(self: Box<Self>, report: &mut LayerReport) {
@@ -115,10 +165,19 @@ pub struct ArchiveParse {
 }
 
 /// Reads a top-level archive held in `bytes`, found at `path`.
+#[cfg(test)]
 pub fn read_archive(bytes: &[u8], path: &str) -> ArchiveParse {
+    read_archive_within(bytes, path, (usize::MAX, usize::MAX))
+}
+
+/// [`read_archive`], collecting at most `limits.0` packages and `limits.1` problems (the
+/// caller's remaining budget plus one): reading stops there.
+pub fn read_archive_within(bytes: &[u8], path: &str, limits: (usize, usize)) -> ArchiveParse {
     let mut walk = Walk {
         path,
         inflated: 0,
+        live: 0,
+        limits,
         out: ArchiveParse::default(),
     };
     walk.archive(bytes, None, 0);
@@ -128,42 +187,156 @@ pub fn read_archive(bytes: &[u8], path: &str) -> ArchiveParse {
 struct Walk<'a> {
     /// The top-level archive's path in the image.
     path: &'a str,
+    /// Bytes read so far from nested archives (against [`MAX_INFLATED_BYTES`]).
     inflated: u64,
+    /// Inflated nested archives held now (against [`MAX_NESTED_LIVE_BYTES`]).
+    live: u64,
+    limits: (usize, usize),
     out: ArchiveParse,
 }
 
+/// A nested archive as its parent's directory describes it, so the parent's directory can
+/// be dropped before the nested one is read.
+struct Nested {
+    name: String,
+    /// Its bytes in the parent, as stored (compressed or not).
+    data: Option<std::ops::Range<usize>>,
+    method: zip::CompressionMethod,
+    size: u64,
+}
+
 impl Walk<'_> {
+    fn full(&self) -> bool {
+        self.out.packages.len() >= self.limits.0 || self.out.problems.len() >= self.limits.1
+    }
+
+    fn problem(&mut self, reason: String) {
+        if self.out.problems.len() < self.limits.1 {
+            self.out.problems.push(reason);
+        }
+    }
+
     /// Reads one archive; `inner` is its path inside the top-level one (`None` for that).
     fn archive(&mut self, bytes: &[u8], inner: Option<&str>, depth: usize) {
         let here = match inner {
             Some(i) => format!("{}!/{i}", self.path),
             None => self.path.to_string(),
         };
+        if let Some(n) = declared_entries(bytes).filter(|&n| n > MAX_ARCHIVE_ENTRIES) {
+            self.problem(format!(
+                "{here}: the directory declares {n} entries, more than {MAX_ARCHIVE_ENTRIES}; not read"
+            ));
+            return;
+        }
+        let Some((mut found, nested)) = self.directory(bytes, inner, &here) else {
+            return;
+        };
+        found.truncate(self.limits.0.saturating_sub(self.out.packages.len()));
+        self.out.packages.extend(found);
+        for n in nested {
+            if self.full() {
+                return;
+            }
+            let inner_path = match inner {
+                Some(i) => format!("{i}!/{}", n.name),
+                None => n.name.clone(),
+            };
+            if depth + 1 > MAX_DEPTH {
+                self.problem(format!(
+                    "{}!/{inner_path}: nested more than {MAX_DEPTH} archives deep; not read",
+                    self.path
+                ));
+                continue;
+            }
+            let Some(range) = n.data.filter(|r| r.end <= bytes.len()) else {
+                self.problem(format!(
+                    "{here}!/{}: entry data outside the archive",
+                    n.name
+                ));
+                continue;
+            };
+            let stored = &bytes[range];
+            if self.inflated + stored.len() as u64 > MAX_INFLATED_BYTES {
+                self.problem(format!(
+                    "{here}!/{}: over the {} MiB read per archive; not read",
+                    n.name,
+                    MAX_INFLATED_BYTES >> 20
+                ));
+                continue;
+            }
+            match n.method {
+                zip::CompressionMethod::Stored => {
+                    // Read in place: no copy, only the work is counted.
+                    self.inflated += stored.len() as u64;
+                    self.archive(stored, Some(&inner_path), depth + 1);
+                }
+                zip::CompressionMethod::Deflated => {
+                    if let Some(b) = self.inflate(stored, n.size, &here, &n.name) {
+                        self.live += b.len() as u64;
+                        self.archive(&b, Some(&inner_path), depth + 1);
+                        self.live -= b.len() as u64;
+                    }
+                }
+                other => self.problem(format!(
+                    "{here}!/{}: compression method {other} not supported; not read",
+                    n.name
+                )),
+            }
+        }
+    }
+
+    /// The packages an archive's own metadata names, and its nested archives. The zip
+    /// reader (and its directory) lives only here.
+    fn directory(
+        &mut self,
+        bytes: &[u8],
+        inner: Option<&str>,
+        here: &str,
+    ) -> Option<(Vec<Package>, Vec<Nested>)> {
         let mut zip = match zip::ZipArchive::new(Cursor::new(bytes)) {
             Ok(z) => z,
             Err(e) => {
-                self.out
-                    .problems
-                    .push(format!("{here}: not a readable zip archive: {e}"));
-                return;
+                self.problem(format!("{here}: not a readable zip archive: {e}"));
+                return None;
             }
         };
-        let names: Vec<String> = zip.file_names().map(str::to_string).collect();
         let mut poms: Vec<(String, Vec<u8>)> = Vec::new();
         let mut manifest: Option<Vec<u8>> = None;
-        let mut nested: Vec<String> = Vec::new();
-        for name in &names {
+        let mut nested: Vec<Nested> = Vec::new();
+        for i in 0..zip.len() {
+            if self.full() {
+                break;
+            }
+            let Some(name) = zip.name_for_index(i).map(str::to_string) else {
+                continue;
+            };
             let lower = name.to_ascii_lowercase();
             if name == "META-INF/MANIFEST.MF" {
-                manifest = self.read(&mut zip, name, MAX_METADATA_BYTES, &here);
-            } else if is_pom_properties(name) {
-                if let Some(b) = self.read(&mut zip, name, MAX_METADATA_BYTES, &here) {
-                    poms.push((name.clone(), b));
+                manifest = self.metadata(&mut zip, i, &name, here);
+            } else if is_pom_properties(&name) {
+                if let Some(b) = self.metadata(&mut zip, i, &name, here) {
+                    poms.push((name, b));
                 }
             } else if [".jar", ".war", ".ear"].iter().any(|e| lower.ends_with(e)) {
-                nested.push(name.clone());
+                match zip.by_index_raw(i) {
+                    Ok(f) => {
+                        let data = f.data_start().and_then(|start| {
+                            let start = usize::try_from(start).ok()?;
+                            let len = usize::try_from(f.compressed_size()).ok()?;
+                            Some(start..start.checked_add(len)?)
+                        });
+                        nested.push(Nested {
+                            data,
+                            method: f.compression(),
+                            size: f.size(),
+                            name,
+                        });
+                    }
+                    Err(e) => self.problem(format!("{here}!/{name}: cannot read entry: {e}")),
+                }
             }
         }
+        drop(zip);
         let manifest = manifest
             .map(|m| parse_manifest(&String::from_utf8_lossy(&m)))
             .unwrap_or_default();
@@ -181,7 +354,7 @@ impl Walk<'_> {
             .unwrap_or_default();
         let (file_artifact, file_version) = split_file_name(file_name);
         let license = manifest_get("Bundle-License").map(str::to_string);
-        let files = inner.map(|_| vec![here.clone()]).unwrap_or_default();
+        let files = inner.map(|_| vec![here.to_string()]).unwrap_or_default();
         let top = self.path;
         let package = |group: Option<String>, artifact: String, version: String| Package {
             ecosystem: Ecosystem::Maven,
@@ -213,10 +386,7 @@ impl Walk<'_> {
             };
             match (get("artifactId"), get("version")) {
                 (Some(a), Some(v)) => found.push(package(get("groupId"), a, v)),
-                _ => self
-                    .out
-                    .problems
-                    .push(format!("{here}: {name} has no artifactId or version")),
+                _ => self.problem(format!("{here}: {name} has no artifactId or version")),
             }
         }
         if found.is_empty() {
@@ -236,7 +406,7 @@ impl Walk<'_> {
                     a,
                     v,
                 )),
-                _ => self.out.problems.push(format!(
+                _ => self.problem(format!(
                     "{here}: no pom.properties, and no name and version in MANIFEST.MF or the file name"
                 )),
             }
@@ -253,66 +423,106 @@ impl Walk<'_> {
                 found[i].licenses.push(l);
             }
         }
-        self.out.packages.extend(found);
-        for name in nested {
-            let inner_path = match inner {
-                Some(i) => format!("{i}!/{name}"),
-                None => name.clone(),
-            };
-            if depth + 1 > MAX_DEPTH {
-                self.out.problems.push(format!(
-                    "{}!/{inner_path}: nested more than {MAX_DEPTH} archives deep; not read",
-                    self.path
-                ));
-                continue;
+        Some((found, nested))
+    }
+
+    /// Inflates one small metadata entry.
+    fn metadata(
+        &mut self,
+        zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
+        index: usize,
+        name: &str,
+        here: &str,
+    ) -> Option<Vec<u8>> {
+        let mut file = match zip.by_index(index) {
+            Ok(f) => f,
+            Err(e) => {
+                self.problem(format!("{here}!/{name}: cannot read entry: {e}"));
+                return None;
             }
-            if let Some(b) = self.read(&mut zip, &name, MAX_NESTED_BYTES, &here) {
-                self.archive(&b, Some(&inner_path), depth + 1);
+        };
+        let limit = MAX_METADATA_BYTES.min(MAX_INFLATED_BYTES.saturating_sub(self.inflated));
+        let mut out = Vec::new();
+        // The declared size may lie: the read itself is capped.
+        let read = (&mut file).take(limit + 1).read_to_end(&mut out);
+        self.inflated += out.len() as u64;
+        match read {
+            Ok(_) if out.len() as u64 > limit => {
+                self.problem(format!(
+                    "{here}!/{name}: more than {limit} bytes inflated; not read"
+                ));
+                None
+            }
+            Ok(_) => Some(out),
+            Err(e) => {
+                self.problem(format!("{here}!/{name}: cannot inflate: {e}"));
+                None
             }
         }
     }
 
-    /// Inflates one entry, within its cap and the archive's total budget.
-    fn read(
-        &mut self,
-        zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
-        name: &str,
-        cap: u64,
-        here: &str,
-    ) -> Option<Vec<u8>> {
-        let mut problem = |reason: String| {
-            self.out.problems.push(format!("{here}!/{name}: {reason}"));
-            None
-        };
-        let mut file = match zip.by_name(name) {
-            Ok(f) => f,
-            Err(e) => return problem(format!("cannot read entry: {e}")),
-        };
-        let left = MAX_INFLATED_BYTES.saturating_sub(self.inflated);
-        let limit = cap.min(left);
-        if file.size() > limit {
-            return problem(format!(
-                "{} bytes inflated, over the {} limit; not read",
-                file.size(),
-                if limit == left {
-                    format!("{} MiB per archive", MAX_INFLATED_BYTES >> 20)
-                } else {
-                    format!("{} MiB per entry", cap >> 20)
-                }
-            ));
+    /// Inflates a deflated nested archive from its stored bytes, within the per-entry, live
+    /// and per-archive caps. Raw deflate over the parent's bytes, so the parent's zip
+    /// reader need not stay open (its CRC is not checked: a damaged nested archive only
+    /// fails to parse).
+    fn inflate(&mut self, stored: &[u8], declared: u64, here: &str, name: &str) -> Option<Vec<u8>> {
+        let live_left = MAX_NESTED_LIVE_BYTES.saturating_sub(self.live);
+        let total_left = MAX_INFLATED_BYTES.saturating_sub(self.inflated);
+        let limit = MAX_NESTED_BYTES.min(live_left).min(total_left);
+        let over = |what: String| format!("{here}!/{name}: {what}; not read");
+        if declared > limit {
+            let cap = if limit == MAX_NESTED_BYTES {
+                format!("{} MiB per nested archive", MAX_NESTED_BYTES >> 20)
+            } else if limit == live_left {
+                format!(
+                    "{} MiB of nested archives held at once",
+                    MAX_NESTED_LIVE_BYTES >> 20
+                )
+            } else {
+                format!("{} MiB read per archive", MAX_INFLATED_BYTES >> 20)
+            };
+            self.problem(over(format!(
+                "{declared} bytes inflated, over the {cap} limit"
+            )));
+            return None;
         }
-        let mut out = Vec::new();
-        // The declared size may lie: the read itself is capped too.
-        let read = (&mut file).take(limit + 1).read_to_end(&mut out);
+        let mut out = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+        let read = flate2::read::DeflateDecoder::new(stored)
+            .take(limit + 1)
+            .read_to_end(&mut out);
         self.inflated += out.len() as u64;
         match read {
-            Ok(_) if out.len() as u64 > limit => problem(format!(
-                "inflates beyond its declared size and the {limit}-byte limit"
-            )),
+            Ok(_) if out.len() as u64 > limit => {
+                self.problem(over(format!(
+                    "inflates beyond its declared size and the {limit}-byte limit"
+                )));
+                None
+            }
             Ok(_) => Some(out),
-            Err(e) => problem(format!("cannot inflate: {e}")),
+            Err(e) => {
+                self.problem(format!("{here}!/{name}: cannot inflate: {e}"));
+                None
+            }
         }
     }
+}
+
+/// The largest entry count a ZIP64 end-of-central-directory record anywhere in `bytes`
+/// declares. A classic record holds at most 65,535 (under [`MAX_ARCHIVE_ENTRIES`]), so only
+/// ZIP64 ones can ask the zip reader for more. Every candidate is looked at, not only the
+/// one a reader would pick, so the bound holds whichever the reader trusts.
+fn declared_entries(bytes: &[u8]) -> Option<u64> {
+    const ZIP64_EOCD: &[u8] = b"PK\x06\x06";
+    let u64_at = |at: usize| -> Option<u64> {
+        let b: [u8; 8] = bytes.get(at..at.checked_add(8)?)?.try_into().ok()?;
+        Some(u64::from_le_bytes(b))
+    };
+    memchr::memmem::find_iter(bytes, ZIP64_EOCD)
+        .filter_map(|at| {
+            // Entries on this disk (offset 24) and in total (offset 32).
+            Some(u64_at(at + 24)?.max(u64_at(at + 32)?))
+        })
+        .max()
 }
 
 /// `META-INF/maven/GROUP/ARTIFACT/pom.properties`.

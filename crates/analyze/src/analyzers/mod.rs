@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use gantry_model::fs::FileEntry;
 use sha2::{Digest as _, Sha256};
 
-use crate::LayerReport;
+use crate::{Budget, LayerReport};
 
 pub mod apk;
 pub mod dpkg;
@@ -40,6 +40,16 @@ pub struct Interest {
     /// Also receive regular files that no glob of this analyzer matched, when the filter
     /// accepts them.
     pub every_file: Option<EveryFile>,
+    /// Bytes the analyzer may allocate, beyond the content buffer, while it handles one
+    /// matching file whose content is `len` bytes (SQLite's copy of a database, the
+    /// archives nested in a Java archive). Reserved with the content in the scan's
+    /// [`MemoryBudget`](crate::MemoryBudget) before the file is read.
+    pub working_bytes: fn(len: usize) -> usize,
+}
+
+/// No working memory beyond the content: [`Interest::working_bytes`] of most analyzers.
+pub fn no_working_bytes(_len: usize) -> usize {
+    0
 }
 
 impl Interest {
@@ -49,6 +59,7 @@ impl Interest {
             globs,
             max_bytes,
             every_file: None,
+            working_bytes: no_working_bytes,
         }
     }
 }
@@ -113,7 +124,10 @@ pub trait Analyzer: Send + Sync + Debug {
         None
     }
     /// Fresh state for one layer (layers are analysed in parallel, each with its own state).
-    fn start_layer(&self) -> Box<dyn LayerAnalysis>;
+    /// Every package, listed path and finding the state keeps is charged to `budget` as it is
+    /// created ([`Budget::charge`]); what a charge refuses is dropped, and the dispatcher
+    /// fails the walk.
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis>;
 }
 
 /// One analyzer's state while one layer is walked.

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::{Analyzer, Interest, LayerAnalysis};
 use crate::package::{Ecosystem, Package};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "npm";
 
@@ -92,13 +92,17 @@ impl Analyzer for NpmAnalyzer {
         )]
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<NpmLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(NpmLayer {
+            budget: budget.clone(),
+            ..NpmLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct NpmLayer {
+    budget: Budget,
     packages: Vec<Package>,
     projects: Vec<NpmProject>,
     lockfiles: Vec<NpmLockfile>,
@@ -114,20 +118,31 @@ impl LayerAnalysis for NpmLayer {
         };
         if let Some(project) = lockfile_project(&entry.path) {
             if !complete {
-                self.unknowns.push(unknown(format!(
+                let reason = format!(
                     "{} bytes, larger than the {} MiB limit for lockfiles; not parsed",
                     entry.size,
                     MAX_LOCK_BYTES / (1024 * 1024)
-                )));
+                );
+                self.budget
+                    .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
                 return;
             }
+            // Each lockfile's dev list is bounded by MAX_LOCK_BYTES; how many lockfiles a
+            // layer may carry is bounded by the findings budget.
             match parse_lockfile(content) {
-                Ok(dev) => self.lockfiles.push(NpmLockfile {
-                    path: entry.path.clone(),
-                    project: project.to_string(),
-                    dev,
-                }),
-                Err(reason) => self.unknowns.push(unknown(reason)),
+                Ok(dev) => {
+                    let lockfile = NpmLockfile {
+                        path: entry.path.clone(),
+                        project: project.to_string(),
+                        dev,
+                    };
+                    self.budget
+                        .keep(Kept::Findings, &mut self.lockfiles, lockfile);
+                }
+                Err(reason) => {
+                    self.budget
+                        .keep(Kept::Findings, &mut self.unknowns, unknown(reason))
+                }
             }
             return;
         }
@@ -138,24 +153,29 @@ impl LayerAnalysis for NpmLayer {
                 && complete
                 && let Some(project) = parse_project(&entry.path, content)
             {
-                self.projects.push(project);
+                self.budget
+                    .keep(Kept::Findings, &mut self.projects, project);
             }
             return;
         };
         if !complete {
-            self.unknowns.push(unknown(format!(
+            let reason = format!(
                 "{} bytes, larger than the {} KiB limit for package.json; not parsed",
                 entry.size,
                 MAX_BYTES / 1024
-            )));
+            );
+            self.budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
             return;
         }
         match parse_package_json(content, dir_name) {
             Ok(mut p) => {
                 p.location.path = Some(entry.path.clone());
-                self.packages.push(p);
+                self.budget.keep(Kept::Packages, &mut self.packages, p);
             }
-            Err(reason) => self.unknowns.push(unknown(reason)),
+            Err(reason) => self
+                .budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown(reason)),
         }
     }
 

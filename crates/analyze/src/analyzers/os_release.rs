@@ -4,7 +4,7 @@ use gantry_model::fs::FileEntry;
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Interest, LayerAnalysis};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 /// The identifying fields of an os-release file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,13 +46,17 @@ impl Analyzer for OsReleaseAnalyzer {
         Interest::paths(&["etc/os-release", "usr/lib/os-release"], 64 * 1024)
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<OsReleaseLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(OsReleaseLayer {
+            budget: budget.clone(),
+            ..OsReleaseLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct OsReleaseLayer {
+    budget: Budget,
     found: Vec<(String, OsRelease)>,
     unknowns: Vec<Unknown>,
 }
@@ -64,19 +68,21 @@ impl LayerAnalysis for OsReleaseLayer {
             path: entry.path.clone(),
             reason: reason.to_string(),
         };
-        if !complete {
-            self.unknowns
-                .push(unknown("larger than 64 KiB; not parsed"));
-            return;
-        }
-        let Ok(text) = std::str::from_utf8(content) else {
-            self.unknowns.push(unknown("not UTF-8"));
-            return;
+        let reason = if !complete {
+            "larger than 64 KiB; not parsed"
+        } else if let Ok(text) = std::str::from_utf8(content) {
+            match parse(text) {
+                Some(os) => {
+                    self.found.push((entry.path.clone(), os));
+                    return;
+                }
+                None => "no ID= line",
+            }
+        } else {
+            "not UTF-8"
         };
-        match parse(text) {
-            Some(os) => self.found.push((entry.path.clone(), os)),
-            None => self.unknowns.push(unknown("no ID= line")),
-        }
+        self.budget
+            .keep(Kept::Findings, &mut self.unknowns, unknown(reason));
     }
 
     fn finish(self: Box<Self>, report: &mut LayerReport) {

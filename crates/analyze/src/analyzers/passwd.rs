@@ -18,7 +18,7 @@ use gantry_model::fs::FileEntry;
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Interest, LayerAnalysis};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "passwd";
 
@@ -127,13 +127,17 @@ impl Analyzer for PasswdAnalyzer {
         Interest::paths(&["**/passwd", "**/group"], MAX_BYTES)
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<PasswdLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(PasswdLayer {
+            budget: budget.clone(),
+            ..PasswdLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct PasswdLayer {
+    budget: Budget,
     passwd: Vec<PasswdFile>,
     groups: Vec<GroupFile>,
     unknowns: Vec<Unknown>,
@@ -141,14 +145,19 @@ struct PasswdLayer {
 
 impl LayerAnalysis for PasswdLayer {
     fn file(&mut self, entry: &FileEntry, content: &[u8], complete: bool) {
+        // Only the files the runtime reads are worth an unknown; any other file named
+        // passwd or group is kept (a `USER` may point the runtime's lookup there) but
+        // not reported when unreadable.
         let canonical = ACCOUNT_PATHS.contains(&entry.path.as_str());
+        let budget = self.budget.clone();
         let mut unknown = |reason: String| {
             if canonical {
-                self.unknowns.push(Unknown {
+                let unknown = Unknown {
                     analyzer: ID.to_string(),
                     path: entry.path.clone(),
                     reason,
-                });
+                };
+                budget.keep(Kept::Findings, &mut self.unknowns, unknown);
             }
         };
         if !complete {
@@ -164,18 +173,20 @@ impl LayerAnalysis for PasswdLayer {
             return;
         }
         let text = String::from_utf8_lossy(content);
+        // Each file's entries are bounded by MAX_BYTES; how many files is bounded by the
+        // file-record budget.
         if entry.path.ends_with("group") {
             let file = parse_group(&entry.path, &text);
             if let Some(reason) = describe(&file.malformed_lines(), file.entries.len(), "group") {
                 unknown(reason);
             }
-            self.groups.push(file);
+            self.budget.keep(Kept::Files, &mut self.groups, file);
         } else {
             let file = parse_passwd(&entry.path, &text);
             if let Some(reason) = describe(&file.malformed_lines(), file.entries.len(), "passwd") {
                 unknown(reason);
             }
-            self.passwd.push(file);
+            self.budget.keep(Kept::Files, &mut self.passwd, file);
         }
     }
 

@@ -16,7 +16,7 @@ use gantry_model::fs::FileEntry;
 use super::{Analyzer, Interest, LayerAnalysis};
 use crate::package::{Ecosystem, Package};
 use crate::purl::pypi_normalize;
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "python";
 
@@ -54,13 +54,17 @@ impl Analyzer for PythonAnalyzer {
         )
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<PythonLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(PythonLayer {
+            budget: budget.clone(),
+            ..PythonLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct PythonLayer {
+    budget: Budget,
     packages: Vec<Package>,
     unknowns: Vec<Unknown>,
 }
@@ -68,12 +72,20 @@ struct PythonLayer {
 impl LayerAnalysis for PythonLayer {
     fn file(&mut self, entry: &FileEntry, content: &[u8], complete: bool) {
         match parse_metadata(content, complete) {
-            Ok(meta) => self.packages.push(meta.into_package(&entry.path)),
-            Err(reason) => self.unknowns.push(Unknown {
-                analyzer: ID.to_string(),
-                path: entry.path.clone(),
-                reason,
-            }),
+            Ok(meta) => self.budget.keep(
+                Kept::Packages,
+                &mut self.packages,
+                meta.into_package(&entry.path),
+            ),
+            Err(reason) => {
+                let unknown = Unknown {
+                    analyzer: ID.to_string(),
+                    path: entry.path.clone(),
+                    reason,
+                };
+                self.budget
+                    .keep(Kept::Findings, &mut self.unknowns, unknown);
+            }
         }
     }
 

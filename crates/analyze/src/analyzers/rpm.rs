@@ -28,7 +28,7 @@ use rusqlite::Connection;
 
 use super::{Analyzer, Interest, LayerAnalysis};
 use crate::package::{Ecosystem, Package};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "rpm";
 
@@ -98,7 +98,11 @@ impl Analyzer for RpmAnalyzer {
     }
 
     fn interest(&self) -> Interest {
-        Interest::paths(SQLITE_PATHS, MAX_BYTES)
+        Interest {
+            // SQLite holds its own copy of the database while it is read.
+            working_bytes: |len| len,
+            ..Interest::paths(SQLITE_PATHS, MAX_BYTES)
+        }
     }
 
     fn extra_interests(&self) -> Vec<Interest> {
@@ -106,13 +110,17 @@ impl Analyzer for RpmAnalyzer {
         vec![Interest::paths(OTHER_PATHS, 0)]
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<RpmLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(RpmLayer {
+            budget: budget.clone(),
+            ..RpmLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct RpmLayer {
+    budget: Budget,
     packages: Vec<Package>,
     unknowns: Vec<Unknown>,
 }
@@ -120,12 +128,14 @@ struct RpmLayer {
 impl LayerAnalysis for RpmLayer {
     fn file(&mut self, entry: &FileEntry, content: &[u8], complete: bool) {
         let path = entry.path.as_str();
+        let budget = self.budget.clone();
         let mut unknown = |reason: String| {
-            self.unknowns.push(Unknown {
+            let unknown = Unknown {
                 analyzer: ID.to_string(),
                 path: path.to_string(),
                 reason,
-            })
+            };
+            budget.keep(Kept::Findings, &mut self.unknowns, unknown);
         };
         if path.ends_with("-wal") {
             if entry.size > 0 {
@@ -155,7 +165,11 @@ impl LayerAnalysis for RpmLayer {
             ));
             return;
         }
-        match read_database(content, path) {
+        let limits = (
+            budget.parse_limit(Kept::Packages),
+            budget.parse_limit(Kept::Files),
+        );
+        match read_database(content, path, limits) {
             Ok(parsed) => {
                 if parsed.malformed > 0 {
                     unknown(format!(
@@ -165,7 +179,13 @@ impl LayerAnalysis for RpmLayer {
                         parsed.first_error.unwrap_or_default()
                     ));
                 }
-                self.packages.extend(parsed.packages);
+                let more = usize::from(parsed.more);
+                let files: usize = parsed.packages.iter().map(|p| p.files.len()).sum();
+                if budget.charge(Kept::Packages, parsed.packages.len() + more)
+                    && budget.charge(Kept::Files, files + more)
+                {
+                    self.packages.extend(parsed.packages);
+                }
             }
             Err(reason) => unknown(reason),
         }
@@ -186,11 +206,18 @@ pub struct DatabaseParse {
     pub malformed: usize,
     /// Why the first of them failed.
     pub first_error: Option<String>,
+    /// Reading stopped at a limit of [`read_database`]: more packages or files follow.
+    pub more: bool,
 }
 
 /// Reads every package header of an `rpmdb.sqlite` held in `bytes`. `path` is the
-/// database's path, recorded in each package's location.
-pub fn read_database(bytes: &[u8], path: &str) -> Result<DatabaseParse, String> {
+/// database's path, recorded in each package's location. At most `limits.0` packages and
+/// `limits.1` listed files are kept; reading stops there (`more`).
+pub fn read_database(
+    bytes: &[u8],
+    path: &str,
+    limits: (usize, usize),
+) -> Result<DatabaseParse, String> {
     const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
     /// The database header; bytes 18 and 19 are the write and read format versions
     /// (1 = rollback journal, 2 = WAL).
@@ -246,6 +273,7 @@ pub fn read_database(bytes: &[u8], path: &str) -> Result<DatabaseParse, String> 
     // Stored headers cannot add up to more than the file holds; a schema that computes
     // values (a generated column) could, so the total is bounded too.
     let mut total = 0usize;
+    let mut files = 0usize;
     while let Some(row) = rows.next().map_err(sql)? {
         let hnum: i64 = row.get(0).unwrap_or(-1);
         let parsed = match row.get_ref(1) {
@@ -263,7 +291,14 @@ pub fn read_database(bytes: &[u8], path: &str) -> Result<DatabaseParse, String> 
             Err(e) => Err(sql(e)),
         };
         match parsed {
-            Ok(Some(p)) => out.packages.push(p),
+            Ok(Some(p)) => {
+                files += p.files.len();
+                if out.packages.len() >= limits.0 || files > limits.1 {
+                    out.more = true;
+                    break;
+                }
+                out.packages.push(p);
+            }
             Ok(None) => {}
             Err(e) => {
                 out.malformed += 1;
@@ -618,9 +653,9 @@ mod tests {
 
     #[test]
     fn not_sqlite_is_an_error() {
-        assert!(read_database(b"\0\x06\x15\x61 berkeley", "var/lib/rpm/Packages").is_err());
+        assert!(read_database(b"\0\x06\x15\x61 berkeley", "var/lib/rpm/Packages", (9, 9)).is_err());
         let mut garbage = b"SQLite format 3\0".to_vec();
         garbage.extend([0xAB; 4096]);
-        assert!(read_database(&garbage, "x").is_err());
+        assert!(read_database(&garbage, "x", (9, 9)).is_err());
     }
 }

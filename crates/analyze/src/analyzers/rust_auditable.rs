@@ -32,7 +32,7 @@ use super::elf::{self, MAGIC as ELF_MAGIC, Window};
 use super::go_buildinfo::executable;
 use super::{Analyzer, Interest, LayerAnalysis, StreamInterest};
 use crate::package::{Ecosystem, Package};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "rust-auditable";
 
@@ -79,13 +79,17 @@ impl Analyzer for RustAuditableAnalyzer {
         })
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<RustLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(RustLayer {
+            budget: budget.clone(),
+            ..RustLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct RustLayer {
+    budget: Budget,
     file: FileState,
     packages: Vec<Package>,
     unknowns: Vec<Unknown>,
@@ -164,22 +168,26 @@ impl RustLayer {
                 windows,
             } => match read_dep_section(&header, sections, &windows) {
                 Ok(None) => None,
-                Ok(Some(json)) => match packages(&json, &entry.path) {
-                    Ok(p) => {
-                        self.packages.extend(p);
-                        None
+                Ok(Some(json)) => {
+                    match packages(&json, &entry.path, self.budget.parse_limit(Kept::Packages)) {
+                        Ok(p) => {
+                            self.budget.keep_all(Kept::Packages, &mut self.packages, p);
+                            None
+                        }
+                        Err(e) => Some(e),
                     }
-                    Err(e) => Some(e),
-                },
+                }
                 Err(e) => Some(e),
             },
         };
         if let Some(reason) = outcome {
-            self.unknowns.push(Unknown {
+            let unknown = Unknown {
                 analyzer: ID.to_string(),
                 path: entry.path.clone(),
                 reason,
-            });
+            };
+            self.budget
+                .keep(Kept::Findings, &mut self.unknowns, unknown);
         }
     }
 }
@@ -338,22 +346,26 @@ struct AuditPackage {
 }
 
 /// The crates of a `.dep-v0` document (runtime ones), with their dependencies by name.
-pub fn packages(json: &[u8], path: &str) -> Result<Vec<Package>, String> {
+/// At most `limit` packages are returned (the caller's remaining budget plus one).
+pub fn packages(json: &[u8], path: &str, limit: usize) -> Result<Vec<Package>, String> {
     let info: VersionInfo = serde_json::from_slice(json)
         .map_err(|e| format!(".dep-v0 is not cargo-auditable JSON: {e}"))?;
     let runtime = |p: &AuditPackage| p.kind.as_deref().unwrap_or("runtime") != "build";
     let mut out = Vec::new();
-    for p in info.packages.iter().filter(|p| runtime(p)) {
+    for p in info.packages.iter().filter(|p| runtime(p)).take(limit) {
         if p.name.is_empty() || p.version.is_empty() {
             return Err(".dep-v0 lists a package without name or version".into());
         }
         let mut dependencies: Vec<String> = Vec::new();
+        // A set, not `contains` on the list: a hostile section can give one package
+        // hundreds of thousands of dependency indexes.
+        let mut seen = std::collections::HashSet::new();
         for &i in &p.dependencies {
             let d = info
                 .packages
                 .get(i)
                 .ok_or_else(|| format!(".dep-v0 dependency index {i} out of range"))?;
-            if runtime(d) && !dependencies.contains(&d.name) {
+            if runtime(d) && seen.insert(d.name.as_str()) {
                 dependencies.push(d.name.clone());
             }
         }
@@ -411,7 +423,7 @@ mod tests {
             {"name":"serde","version":"1.0.195","source":"crates.io","dependencies":[2]},
             {"name":"cc","version":"1.0.83","source":"crates.io","kind":"build"}
         ],"format":1}"#;
-        let p = packages(json, "usr/bin/app").unwrap();
+        let p = packages(json, "usr/bin/app", usize::MAX).unwrap();
         let got: Vec<_> = p
             .iter()
             .map(|p| (p.name.as_str(), p.dependencies.clone()))
@@ -423,11 +435,12 @@ mod tests {
         assert!(
             packages(
                 br#"{"packages":[{"name":"a","version":"1","dependencies":[9]}]}"#,
-                "x"
+                "x",
+                usize::MAX
             )
             .is_err()
         );
-        assert!(packages(b"{}", "x").is_err());
-        assert!(packages(b"\xff", "x").is_err());
+        assert!(packages(b"{}", "x", usize::MAX).is_err());
+        assert!(packages(b"\xff", "x", usize::MAX).is_err());
     }
 }

@@ -38,7 +38,7 @@ use regex::bytes::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, EveryFile, Interest, LayerAnalysis};
-use crate::{LayerReport, Unknown};
+use crate::{Budget, Kept, LayerReport, Unknown};
 
 const ID: &str = "secrets";
 
@@ -265,6 +265,8 @@ struct Compiled {
     git_credentials: Regex,
     kube_token: Regex,
     docker_auth: Regex,
+    /// `name=value` of any case, for redaction ([`redact_text`]).
+    assignment: Regex,
 }
 
 /// Compiled once. `None` only if a pattern above does not compile — a bug that a unit test
@@ -306,6 +308,10 @@ fn compile() -> Option<Compiled> {
         kube_token: Regex::new(r#"(?m-u)^[ \t-]*token:[ \t]*["']?([A-Za-z0-9._~+/=-]{8,})"#)
             .ok()?,
         docker_auth: Regex::new(r#"(?-u)"(?:auth|identitytoken)"\s*:\s*"([^"]+)""#).ok()?,
+        assignment: Regex::new(
+            r#"(?-u)(?:^|[^A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]*)=("[^"]*"|'[^']*'|[^\s"';&|)]*)"#,
+        )
+        .ok()?,
     })
 }
 
@@ -392,17 +398,150 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Whether a variable name says its value is a secret: `*_TOKEN`, `*_SECRET`, `*_PASSWORD`,
-/// `*_PASSWD`, `*_KEY` (and those words alone). Names about public material (`GPG_KEY` in
-/// the official Python images is a key fingerprint) are not.
+// Secret-looking names, in one place for both uses:
+// - a *finding* (`secret-variable`, `dotenv-secret`) needs a name that says the value is a
+//   secret: `*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_PASSWD`, `*_KEY` (and the words alone);
+// - *redaction* of reports ([`is_secret_name`]) is wider, as hiding a harmless value costs
+//   nothing: the words anywhere in the name (`*TOKEN*`, `*SECRET*`, …), any `*_KEY`, and
+//   every `AWS_*` variable.
+// Names about public material (`GPG_KEY` in the official Python images is a key
+// fingerprint) are neither.
+
+/// Words that make a name about public material, whatever else it says.
+const PUBLIC_NAME_WORDS: &[&str] = &["GPG", "PGP", "PUBLIC"];
+
+/// Name suffixes (after `_`, or alone) that make a finding.
+const SECRET_NAME_SUFFIXES: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY"];
+
+/// Words anywhere in a name that make its value redacted.
+const REDACTED_NAME_WORDS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "CREDENTIAL",
+    "APIKEY",
+    "PRIVATE",
+];
+
+/// Name prefixes that make a value redacted: cloud credentials travel in groups
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SESSION_TOKEN`, …).
+const REDACTED_NAME_PREFIXES: &[&str] = &["AWS_"];
+
+/// A name upper-cased with `.` and `-` read as `_` (label keys are dotted).
+fn normal_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '.' | '-' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect()
+}
+
+/// Whether a variable name says its value is a secret (a finding; see above).
 fn secret_name(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
-    if ["GPG", "PGP", "PUBLIC"].iter().any(|w| n.contains(w)) {
+    if PUBLIC_NAME_WORDS.iter().any(|w| n.contains(w)) {
         return false;
     }
-    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY"]
+    SECRET_NAME_SUFFIXES
         .iter()
         .any(|w| n == *w || n.ends_with(&format!("_{w}")))
+}
+
+/// Whether the value of a variable, label or annotation of this name is kept out of
+/// reports: secret-looking words anywhere (`*TOKEN*`, `*SECRET*`, `*PASSWORD*`, …), any
+/// `*_KEY`, any `AWS_*` — wider than what makes a finding. Names about public material
+/// (`GPG_KEY`, `*PUBLIC*`) are not.
+pub fn is_secret_name(name: &str) -> bool {
+    let n = normal_name(name);
+    if PUBLIC_NAME_WORDS.iter().any(|w| n.contains(w)) {
+        return false;
+    }
+    n == "KEY"
+        || n.ends_with("_KEY")
+        || REDACTED_NAME_WORDS.iter().any(|w| n.contains(w))
+        || REDACTED_NAME_PREFIXES.iter().any(|p| n.starts_with(p))
+}
+
+/// What replaces a redacted value: no part of it and no fingerprint, so nothing about the
+/// secret can be recovered or matched across images.
+pub const REDACTED: &str = "<redacted>";
+
+/// `text` with every span a content rule matches (tokens, keys; for a private key, the key
+/// material after its header) and the value of every secret-named `name=value`
+/// ([`is_secret_name`]) replaced by [`REDACTED`]. For history lines, commands and label
+/// values, before they are stored or printed; the secret facts come from the raw text.
+pub fn redact_text(text: &str) -> String {
+    let Some(c) = COMPILED.as_ref() else {
+        // Rules that do not compile (a bug a test catches): keep nothing that could hold a
+        // secret.
+        return REDACTED.to_string();
+    };
+    let bytes = text.as_bytes();
+    let mut spans: Vec<Range<usize>> = Vec::new();
+    for (i, rule) in CONTENT_RULES.iter().enumerate() {
+        for caps in c.content[i].captures_iter(bytes) {
+            let Some(m) = caps.get(1) else { continue };
+            let span = match rule.redact {
+                // The header is not secret; what follows it up to the END line is.
+                Redact::Header => {
+                    let end = memchr::memmem::find(&bytes[m.end()..], b"-----END")
+                        .map_or(bytes.len(), |e| m.end() + e);
+                    m.end()..end
+                }
+                Redact::Keep(_) => m.range(),
+            };
+            spans.push(span);
+        }
+    }
+    for caps in c.assignment.captures_iter(bytes) {
+        let (Some(name), Some(value)) = (caps.get(1), caps.get(2)) else {
+            continue;
+        };
+        if is_secret_name(&String::from_utf8_lossy(name.as_bytes()))
+            && assigned_value(value.as_bytes()).is_some()
+        {
+            spans.push(value.range());
+        }
+    }
+    if spans.is_empty() {
+        return text.to_string();
+    }
+    spans.sort_unstable_by_key(|r| r.start);
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    for span in spans {
+        if span.end <= at {
+            continue;
+        }
+        let start = span.start.max(at);
+        out.extend_from_slice(&bytes[at..start]);
+        out.extend_from_slice(REDACTED.as_bytes());
+        at = span.end;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A `NAME=value` environment entry (or a label or annotation, as `name` and `value`) for a
+/// report: the whole value redacted when the name is secret-looking (values may hold
+/// spaces), else whatever [`redact_text`] finds in it.
+pub fn redact_assignment(name: &str, value: &str) -> String {
+    if is_secret_name(name) && !value.trim().is_empty() {
+        REDACTED.to_string()
+    } else {
+        redact_text(value)
+    }
+}
+
+/// An `Env` entry `NAME=value` for a report ([`redact_assignment`]).
+pub fn redact_env(entry: &str) -> String {
+    match entry.split_once('=') {
+        Some((name, value)) => format!("{name}={}", redact_assignment(name, value)),
+        None => redact_text(entry),
+    }
 }
 
 /// An assigned value with quotes removed, unless it is empty or a reference to another
@@ -729,16 +868,21 @@ impl Analyzer for SecretsAnalyzer {
                 max_bytes: MAX_BYTES,
                 wants,
             }),
+            working_bytes: super::no_working_bytes,
         }
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
-        Box::<SecretsLayer>::default()
+    fn start_layer(&self, budget: &Budget) -> Box<dyn LayerAnalysis> {
+        Box::new(SecretsLayer {
+            budget: budget.clone(),
+            ..SecretsLayer::default()
+        })
     }
 }
 
 #[derive(Default)]
 struct SecretsLayer {
+    budget: Budget,
     hits: Vec<SecretHit>,
     cut: bool,
 }
@@ -750,12 +894,13 @@ impl LayerAnalysis for SecretsLayer {
                 self.cut = true;
                 return;
             }
-            self.hits.push(SecretHit {
+            let hit = SecretHit {
                 path: entry.path.clone(),
                 rule: m.rule.to_string(),
                 description: m.description.to_string(),
                 redacted: m.redacted,
-            });
+            };
+            self.budget.keep(Kept::Findings, &mut self.hits, hit);
         }
     }
 
@@ -789,6 +934,50 @@ mod tests {
     }
 
     const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi8+NqyZ5gYc2t5hTq7v0aL3Q0E\nZmFrZQ==\n-----END RSA PRIVATE KEY-----\n";
+
+    #[test]
+    fn reports_keep_names_and_lose_values() {
+        assert_eq!(
+            redact_env("API_TOKEN=tok_1234567890"),
+            "API_TOKEN=<redacted>"
+        );
+        assert_eq!(
+            redact_env("db_password=two words"),
+            "db_password=<redacted>"
+        );
+        assert_eq!(redact_env("AWS_REGION=eu-west-1"), "AWS_REGION=<redacted>");
+        assert_eq!(redact_env("SIGNING_KEY=abc"), "SIGNING_KEY=<redacted>");
+        assert_eq!(
+            redact_env("GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D"),
+            "GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D"
+        );
+        assert_eq!(redact_env("PATH=/usr/bin"), "PATH=/usr/bin");
+        assert_eq!(redact_env("EMPTY_TOKEN="), "EMPTY_TOKEN=");
+        // A token under an innocent name is found by its shape.
+        let gh = format!("ghp_{}", "a".repeat(36));
+        assert_eq!(redact_env(&format!("GITHUB={gh}")), "GITHUB=<redacted>");
+        assert_eq!(
+            redact_text(&format!(
+                "|2 NPM_TOKEN=npm_x API_KEY=\"k y\" /bin/sh -c curl -H 'x: {gh}' && export DB_PASSWORD=hunter2; echo ok"
+            )),
+            "|2 NPM_TOKEN=<redacted> API_KEY=<redacted> /bin/sh -c curl -H 'x: <redacted>' && export DB_PASSWORD=<redacted>; echo ok"
+        );
+        // References to other variables hold no secret and stay readable.
+        assert_eq!(redact_text("ENV TOKEN=$CI_TOKEN"), "ENV TOKEN=$CI_TOKEN");
+        // A key's header stays, its material goes.
+        assert_eq!(
+            redact_text(PEM),
+            "-----BEGIN RSA PRIVATE KEY-----<redacted>-----END RSA PRIVATE KEY-----\n"
+        );
+        assert_eq!(
+            redact_assignment("org.example.api-token", "v"),
+            "<redacted>"
+        );
+        assert_eq!(
+            redact_assignment("org.opencontainers.image.title", "app"),
+            "app"
+        );
+    }
 
     #[test]
     fn every_pattern_compiles() {

@@ -23,7 +23,7 @@
 use gantry_model::fs::FileEntry;
 
 use super::{Analyzer, Interest, LayerAnalysis};
-use crate::LayerReport;
+use crate::{Budget, LayerReport};
 
 const ID: &str = "toolchain";
 
@@ -48,7 +48,8 @@ impl Analyzer for ToolchainAnalyzer {
         Interest::paths(&["**/*.map"], MAX_BYTES)
     }
 
-    fn start_layer(&self) -> Box<dyn LayerAnalysis> {
+    fn start_layer(&self, _budget: &Budget) -> Box<dyn LayerAnalysis> {
+        // One path per `*.map` entry: bounded by the entry count.
         Box::<ToolchainLayer>::default()
     }
 }

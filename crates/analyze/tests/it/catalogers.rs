@@ -1420,7 +1420,7 @@ fn java_zip_bombs_deep_nesting_and_oversized_archives() {
     assert!(
         u[0].0 == "app/bomb.jar"
             && u[0].1.contains(
-                "BOOT-INF/lib/huge.jar: 41943040 bytes inflated, over the 32 MiB per entry limit"
+                "BOOT-INF/lib/huge.jar: 41943040 bytes inflated, over the 32 MiB per nested archive limit"
             ),
         "{u:?}"
     );

@@ -2,6 +2,7 @@
 //! gantry-layer's walker with the built-in analyzers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod caps;
 mod catalogers;
 mod craft;
 mod crosscheck;

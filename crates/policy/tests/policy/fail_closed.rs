@@ -207,3 +207,83 @@ fn input_of_another_version_denies_through_the_policy() {
         assert_eq!(v.decision, Decision::Deny, "{input}");
     }
 }
+
+/// Issue 11: `numbers.range(1, 2e8)` ran 23 s and built 4.7 GB despite the 2 s limit, as
+/// the time limit is checked between steps only. The capped builtins refuse such results
+/// before building them: a deny that says which limit.
+#[test]
+fn amplifying_builtins_are_refused_before_they_build() {
+    for call in [
+        "numbers.range(1, 2e8)",
+        "numbers.range_step(0, 9000000000, 3)",
+        "net.cidr_expand(\"::/0\")",
+    ] {
+        let policy = Policy::compile(
+            &with_rule(&format!(
+                "package gantry.rules.user\nimport rego.v1\n\
+                 deny contains {{\"code\": \"big\", \"message\": \"m\"}} if count({call}) > 0\n"
+            )),
+            &PolicyLimits::default(),
+        )
+        .unwrap();
+        assert_policy_error(&policy, "policy-builtin-elements");
+    }
+    // Within the cap they give what OPA gives.
+    let policy = Policy::compile(
+        &with_rule(
+            "package gantry.rules.user\nimport rego.v1\n\
+             deny contains {\"code\": \"sum\", \"message\": sprintf(\"%v %v %v\", [sum(numbers.range(1, 10)), numbers.range_step(10, 1, 4), net.cidr_expand(\"10.0.0.0/31\")])} if true\n",
+        ),
+        &PolicyLimits::default(),
+    )
+    .unwrap();
+    let v = policy.evaluate(&input());
+    let f = v.violations.iter().find(|f| f.code == "sum").unwrap();
+    assert_eq!(f.message, "55 [10, 6, 2] [\"10.0.0.0\", \"10.0.0.1\"]");
+}
+
+/// Evaluation runs on the blocking pool, never on the runtime's threads, at most
+/// `max_concurrent_evaluations` at once; a runaway policy still denies at its time limit.
+#[test]
+fn async_evaluation_leaves_the_runtime_free_and_is_capped() {
+    let bundle = with_rule(
+        "package gantry.rules.user\nimport rego.v1\n\
+         deny contains {\"code\": \"slow\", \"message\": \"m\"} if {\n\
+           count([1 | some a in numbers.range(1, 5000); some b in numbers.range(1, 5000); a * b < 0]) > 0\n\
+         }\n",
+    );
+    let limits = PolicyLimits {
+        eval_timeout: Duration::from_millis(800),
+        max_concurrent_evaluations: 1,
+        ..PolicyLimits::default()
+    };
+    let policy = Policy::compile(&bundle, &limits).unwrap();
+    // One runtime thread: if evaluation ran on it, nothing else could run meanwhile.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let first = tokio::spawn({
+            let policy = policy.clone();
+            async move { policy.evaluate_async(input()).await }
+        });
+        let second = tokio::spawn({
+            let policy = policy.clone();
+            async move { policy.evaluate_async(input()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!first.is_finished() && !second.is_finished());
+        assert_eq!(
+            policy.idle_evaluations(),
+            0,
+            "one evaluation holds the only permit"
+        );
+        for task in [first, second] {
+            let v = task.await.unwrap();
+            assert_eq!(v.decision, Decision::Deny);
+            assert!(v.violations[0].message.contains("time limit"), "{v:?}");
+        }
+        assert_eq!(policy.idle_evaluations(), 1);
+    });
+}
