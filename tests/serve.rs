@@ -1709,3 +1709,106 @@ fn image_listings_are_paged() {
         400
     );
 }
+
+/// `[base_freshness]`: once the tag an image's base was built from moves, its verdict warns
+/// "base … outdated since …" (judged again from the stored facts) and the image counts in
+/// `gantry_images_base_outdated`. A base on a registry `[registry] allow` does not permit is
+/// never asked: its check fails and the verdict says nothing.
+#[test]
+fn an_outdated_base_is_a_warning_and_a_metric() {
+    const BASE_NAME: &str = "org.opencontainers.image.base.name";
+    const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+    let registry = RegistryHarness::start().unwrap();
+    let host = registry.host();
+    let base_v1 = good_image("base-v1")
+        .push(&registry, "base/os", Some("1.0"), None)
+        .unwrap();
+    let on_base = good_builder("on-base")
+        .annotation(BASE_NAME, &format!("{host}/base/os:1.0"))
+        .annotation(BASE_DIGEST, &base_v1.digest.to_string())
+        .build()
+        .unwrap()
+        .push(&registry, "fresh/app", Some("v1"), None)
+        .unwrap();
+    let elsewhere = good_builder("elsewhere")
+        .annotation(BASE_NAME, "registry.invalid:5000/base/os:1.0")
+        .annotation(BASE_DIGEST, &base_v1.digest.to_string())
+        .build()
+        .unwrap()
+        .push(&registry, "fresh/other", Some("v1"), None)
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let serve = ServeSetup::new(home.path())
+        .config("[base_freshness]\ninterval = \"1s\"\n")
+        .start();
+    let image = format!("{host}/fresh/app:v1");
+    let other = format!("{host}/fresh/other:v1");
+    for name in [&image, &other] {
+        let r = serve.post_json("/v1/scan", &json!({"image": name}));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        assert!(
+            !codes(&v["verdict"]["warnings"]).contains(&"base-outdated".to_string()),
+            "{v}"
+        );
+    }
+    serve.wait_for("both base tags checked", Duration::from_secs(20), || {
+        let m = serve.metrics();
+        (metric(&m, "gantry_base_checks_total{outcome=\"resolved\"}") >= 1.0
+            && metric(&m, "gantry_base_checks_total{outcome=\"failed\"}") >= 1.0)
+            .then_some(())
+    });
+    assert_eq!(serve.metric("gantry_images_base_outdated"), 0.0);
+
+    // The base's maintainers push a new 1.0.
+    let base_v2 = good_image("base-v2")
+        .push(&registry, "base/os", Some("1.0"), None)
+        .unwrap();
+    assert_ne!(base_v1.digest, base_v2.digest);
+    let path = format!(
+        "/v1/images/{}/verdict?reference={image}&mode=api",
+        on_base.digest
+    );
+    let verdict = serve.wait_for(
+        "the outdated base is reported",
+        Duration::from_secs(20),
+        || {
+            let r = serve.get(&path);
+            assert_eq!(r.status, 200, "{}", r.body);
+            let v = r.json();
+            codes(&v["verdict"]["warnings"])
+                .contains(&"base-outdated".to_string())
+                .then_some(v)
+        },
+    );
+    assert_eq!(verdict["decision"], "allow", "{verdict}");
+    let warning = verdict["verdict"]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "base-outdated")
+        .unwrap()
+        .clone();
+    let message = warning["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("base {host}/base/os:1.0 outdated since 20"))
+            && message.contains(&base_v1.digest.to_string())
+            && message.contains(&format!("now {}", base_v2.digest)),
+        "{message}"
+    );
+    assert_eq!(serve.metric("gantry_images_base_outdated"), 1.0);
+
+    // The base nobody may contact: checked (and failed) without a verdict change.
+    let other_path = format!(
+        "/v1/images/{}/verdict?reference={other}&mode=api",
+        elsewhere.digest
+    );
+    let r = serve.get(&other_path);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!codes(&r.json()["verdict"]["warnings"]).contains(&"base-outdated".to_string()));
+    assert!(
+        serve.log().contains("cannot check the base image's tag"),
+        "{}",
+        serve.log()
+    );
+}

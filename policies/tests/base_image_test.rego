@@ -172,3 +172,39 @@ test_empty_or_malformed_allowed_list_is_off if {
 		not "base-not-approved" in fx.codes(v.violations)
 	}
 }
+
+# What `gantry serve` puts in input.context.base after checking the base's tag.
+freshness(outdated) := {
+	"reference": "docker.io/library/debian:12.12",
+	"recorded_digest": "sha256:3333333333333333333333333333333333333333333333333333333333333333",
+	"current_digest": "sha256:5555555555555555555555555555555555555555555555555555555555555555",
+	"checked_at": "2026-12-04T10:00:00Z",
+	"outdated": outdated,
+	"outdated_since": {true: "2026-12-01T08:00:00Z", false: null}[outdated],
+}
+
+with_freshness(outdated) := object.union(fx.clean, {"context": object.union(fx.clean.context, {"base": freshness(outdated)})})
+
+test_outdated_base_is_a_warning_saying_since_when if {
+	v := fx.verdict(with_freshness(true))
+	v.decision == "allow"
+	[f] := fx.with_code(v.warnings, "base-outdated")
+	contains(f.message, "base docker.io/library/debian:12.12 outdated since 2026-12-01T08:00:00Z")
+	contains(f.message, "now sha256:5555")
+	contains(f.message, "rebuild the image")
+	f.location == {"field": "context.base"}
+}
+
+test_outdated_base_denies_when_configured if {
+	v := fx.verdict(with_freshness(true)) with data.gantry.base_image.deny_outdated as true
+	v.decision == "deny"
+	"base-outdated" in fx.codes(v.violations)
+}
+
+test_fresh_or_unchecked_base_says_nothing if {
+	every inp in [with_freshness(false), fx.clean] {
+		v := fx.verdict(inp) with data.gantry.base_image.deny_outdated as true
+		not "base-outdated" in fx.codes(v.violations)
+		not "base-outdated" in fx.codes(v.warnings)
+	}
+}

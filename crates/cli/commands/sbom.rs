@@ -58,6 +58,7 @@ pub async fn run(args: SbomArgs) -> anyhow::Result<ExitCode> {
     let context = Context {
         now: gantry_sbom::now(),
         mode: "cli".to_string(),
+        base: None,
     };
     let input = gantry_gate::build_input(&args.image.to_string(), &image, &scan, base, context);
     let sbom = SbomInput::from_input(&input, &scan, env!("CARGO_PKG_VERSION"));

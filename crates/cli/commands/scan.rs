@@ -54,6 +54,7 @@ pub async fn run(args: ScanCommandArgs) -> anyhow::Result<ExitCode> {
     let context = Context {
         now: gantry_sbom::now(),
         mode: "cli".to_string(),
+        base: None,
     };
     let checked = gate
         .check(&source, &args.image.to_string(), &image, context)

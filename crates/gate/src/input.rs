@@ -108,6 +108,28 @@ pub struct Context {
     pub now: String,
     /// Who asks: `cli`, `webhook`, `admission`.
     pub mode: String,
+    /// What `gantry serve` last saw the base's tag point at; absent when it has not checked
+    /// (and always for the CLI, which judges the image as it stands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseFreshness>,
+}
+
+/// `input.context.base`: the freshness of the recorded base. Not a fact of the image (it
+/// changes when the base's tag moves, the image does not), so it is context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseFreshness {
+    /// The tag checked, `repository:tag`.
+    pub reference: String,
+    /// The digest the image records.
+    pub recorded_digest: String,
+    /// What the tag pointed at when last checked.
+    pub current_digest: Option<String>,
+    /// When it was last checked, RFC 3339 UTC.
+    pub checked_at: String,
+    /// The tag no longer points at the recorded digest (nor at an index holding it).
+    pub outdated: bool,
+    /// Since when Gantry has seen it point elsewhere, RFC 3339 UTC; null while fresh.
+    pub outdated_since: Option<String>,
 }
 
 /// Labels or annotations for a report: secret-looking values redacted.

@@ -14,5 +14,7 @@ pub mod size;
 
 pub use base::{BaseEvidence, BaseFacts, base_facts};
 pub use check::{Checked, Facts, Gate, GateError, ImageReport, InputDocument, build_input};
-pub use input::{ConfigInfo, Context, HistoryStep, INPUT_VERSION, ImageInfo, LayerInfo};
+pub use input::{
+    BaseFreshness, ConfigInfo, Context, HistoryStep, INPUT_VERSION, ImageInfo, LayerInfo,
+};
 pub use size::{SizeFacts, size_facts};

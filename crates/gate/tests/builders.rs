@@ -55,6 +55,7 @@ async fn judge_artifact(artifact: &dyn Artifact, data: Option<serde_json::Value>
     let context = Context {
         now: "2026-11-22T15:00:00Z".into(),
         mode: "cli".into(),
+        base: None,
     };
     gate.check(&source, &reference, &image, context)
         .await

@@ -32,6 +32,7 @@ async fn judge(image: ImageBuilder, mode: &str) -> ImageReport {
     let context = Context {
         now: "2026-11-22T15:00:00Z".into(),
         mode: mode.into(),
+        base: None,
     };
     gate.check(&source, &reference, &resolved, context)
         .await

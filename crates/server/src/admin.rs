@@ -64,6 +64,10 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             None
         }
     };
+    match app.store.count_outdated_bases().await {
+        Ok(n) => app.metrics.set_outdated_bases(n),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count outdated bases"),
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -98,6 +98,32 @@ pub struct ServeConfig {
     pub intake: IntakeConfig,
     /// How long finished bookkeeping and results are kept.
     pub retention: RetentionConfig,
+    pub base_freshness: BaseFreshnessConfig,
+}
+
+/// `[base_freshness]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaseFreshnessConfig {
+    /// Check whether the tag each stored image's base was built from still points at the
+    /// base digest the image records (only registries `[registry] allow` permits).
+    pub enabled: bool,
+    /// How often each base tag is checked.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// Most base tags checked per round (a round starts every minute): one manifest request
+    /// each, plus the registry's ping and token.
+    pub max_checks: u32,
+}
+
+impl Default for BaseFreshnessConfig {
+    fn default() -> Self {
+        BaseFreshnessConfig {
+            enabled: true,
+            interval: Duration::from_secs(6 * 3600),
+            max_checks: 20,
+        }
+    }
 }
 
 /// `[retention]`.
@@ -233,6 +259,7 @@ impl Default for ServeConfig {
             http: HttpConfig::default(),
             intake: IntakeConfig::default(),
             retention: RetentionConfig::default(),
+            base_freshness: BaseFreshnessConfig::default(),
             auth: None,
         }
     }
@@ -692,6 +719,15 @@ pub struct Settings {
     pub retention: Option<Duration>,
     /// Age after which images not seen are pruned (`None`: never).
     pub results_retention: Option<Duration>,
+    /// Base-tag checks, when enabled.
+    pub base_freshness: Option<BaseFreshness>,
+}
+
+/// How base tags are checked (`[base_freshness]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaseFreshness {
+    pub interval: Duration,
+    pub max_checks: u32,
 }
 
 /// Where the store is.
@@ -929,6 +965,7 @@ impl Settings {
             intake: resolve_intake(&config.intake)?,
             retention: Some(config.retention.finished).filter(|d| !d.is_zero()),
             results_retention: Some(config.retention.results).filter(|d| !d.is_zero()),
+            base_freshness: resolve_base_freshness(&config.base_freshness)?,
         })
     }
 
@@ -1174,6 +1211,25 @@ fn resolve_admin_auth(config: &ServeConfig) -> Result<WebhookAuth, ConfigError> 
     header_auth(key, auth)
 }
 
+fn resolve_base_freshness(b: &BaseFreshnessConfig) -> Result<Option<BaseFreshness>, ConfigError> {
+    if !b.enabled {
+        return Ok(None);
+    }
+    if b.interval < Duration::from_secs(1) {
+        return Err(invalid("base_freshness.interval", "must be at least 1s"));
+    }
+    if b.max_checks == 0 {
+        return Err(invalid(
+            "base_freshness.max_checks",
+            "must be at least 1 (set base_freshness.enabled = false to turn checks off)",
+        ));
+    }
+    Ok(Some(BaseFreshness {
+        interval: b.interval,
+        max_checks: b.max_checks,
+    }))
+}
+
 fn resolve_http(h: &HttpConfig) -> Result<HttpLimits, ConfigError> {
     for (key, d) in [
         ("http.header_timeout", h.header_timeout),
@@ -1254,6 +1310,31 @@ mod tests {
         .unwrap();
         let e = Settings::resolve(c).unwrap_err().to_string();
         assert!(e.contains("GANTRY_TEST_UNSET_VAR_42"), "{e}");
+        for (toml, key) in [
+            (
+                "[base_freshness]\ninterval = \"0s\"",
+                "base_freshness.interval",
+            ),
+            (
+                "[base_freshness]\nmax_checks = 0",
+                "base_freshness.max_checks",
+            ),
+        ] {
+            let e = Settings::resolve(from_toml(toml).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
+        let off = from_toml("[base_freshness]\nenabled = false\nmax_checks = 0").unwrap();
+        assert_eq!(Settings::resolve(off).unwrap().base_freshness, None);
+        let on = Settings::resolve(ServeConfig::default()).unwrap();
+        assert_eq!(
+            on.base_freshness,
+            Some(BaseFreshness {
+                interval: Duration::from_secs(6 * 3600),
+                max_checks: 20
+            })
+        );
     }
 
     #[test]

@@ -6,15 +6,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use gantry_gate::{Checked, Context};
+use gantry_gate::{BaseFreshness, Checked, Context};
 use gantry_model::oci::DocumentKind;
 use gantry_model::{Digest, ImageRef, Verdict};
 use gantry_registry::{ImageSource, RegistryError, SourceRef};
 use gantry_sbom::{SbomInput, SpecVersion};
 use gantry_scan::LayerSource;
 use gantry_store::{
-    DigestOutcome, Job, JobSpec, ReportRecord, Scope, StoreError, StoredReport, VerdictKey,
-    VerdictRecord, Visibility,
+    DigestOutcome, Job, JobSpec, RecordedBase, ReportRecord, Scope, StoreError, StoredReport,
+    VerdictKey, VerdictRecord, Visibility,
 };
 use serde_json::{Value, json};
 
@@ -316,8 +316,9 @@ async fn scan(
     let context = Context {
         now: gantry_sbom::now(),
         mode: mode.as_str().to_string(),
+        base: None,
     };
-    let checked = app
+    let mut checked = app
         .gate
         .check(source, &target.to_string(), &image, context)
         .await?;
@@ -330,13 +331,18 @@ async fn scan(
     if let Some(object) = facts.as_object_mut() {
         object.remove("context");
     }
-    let verdict = &checked.report.verdict;
     let key = VerdictKey {
         manifest_digest: image.manifest_digest.to_string(),
         policy_digest: app.policy_digest().to_string(),
         reference: verdict_reference(reference),
         mode: mode.as_str().to_string(),
     };
+    let base = recorded_base(&checked.report.input.facts.base);
+    // What an earlier check saw the base's tag point at counts from the first verdict on: the
+    // check ran for another image built on the same base.
+    if let Some(state) = base_context(app, base.as_ref()).await? {
+        checked.report.verdict = judge_facts(app, facts.clone(), &key, Some(state)).await?;
+    }
     let report = ReportRecord {
         manifest_digest: key.manifest_digest.clone(),
         report_json: serde_json::to_string(&facts)?,
@@ -344,9 +350,80 @@ async fn scan(
         repository: target.name(),
         tags: target.tag().map(str::to_string).into_iter().collect(),
         scope: pull.scope(),
+        base,
     };
-    let record = verdict_record(app, key, verdict)?;
+    let record = verdict_record(app, key, &checked.report.verdict)?;
     Ok((checked, report, record))
+}
+
+/// The base tag and digest an image records, when it records both (nothing to check else).
+pub fn recorded_base(base: &gantry_gate::BaseFacts) -> Option<RecordedBase> {
+    if base.scratch {
+        return None;
+    }
+    let (repository, tag, digest) = (
+        base.repository.as_ref()?,
+        base.tag.as_ref()?,
+        base.digest.as_ref()?,
+    );
+    Some(RecordedBase {
+        reference: format!("{repository}:{tag}"),
+        digest: digest.clone(),
+    })
+}
+
+/// `input.context.base` for an image recording `base`, when base checks are on and its tag
+/// was checked.
+async fn base_context(
+    app: &App,
+    base: Option<&RecordedBase>,
+) -> Result<Option<BaseFreshness>, StoreError> {
+    let (Some(base), Some(_)) = (base, app.settings.base_freshness) else {
+        return Ok(None);
+    };
+    let at = |ms: i64| gantry_sbom::rfc3339(ms.div_euclid(1000));
+    Ok(app
+        .store
+        .base_state(base)
+        .await?
+        .map(|state| BaseFreshness {
+            reference: state.reference,
+            recorded_digest: state.recorded_digest,
+            current_digest: state.current_digest,
+            checked_at: at(state.checked_at_ms),
+            outdated: state.outdated_since_ms.is_some(),
+            outdated_since: state.outdated_since_ms.map(at),
+        }))
+}
+
+/// Evaluates the current bundle over `facts` (a stored report: the input document without
+/// context) for `key` (its reference and mode), now.
+async fn judge_facts(
+    app: &App,
+    mut input: Value,
+    key: &VerdictKey,
+    base: Option<BaseFreshness>,
+) -> Result<Verdict, JobError> {
+    let Some(object) = input.as_object_mut() else {
+        return Err(JobError::Json(serde::de::Error::custom(
+            "stored report is not an object",
+        )));
+    };
+    // Reports of older versions held the findings and verdict of their first judgement.
+    object.remove("findings");
+    object.remove("verdict");
+    let context = Context {
+        now: gantry_sbom::now(),
+        mode: key.mode.clone(),
+        base,
+    };
+    object.insert("context".to_string(), serde_json::to_value(&context)?);
+    let named = format!("{}@{}", key.reference, key.manifest_digest);
+    if let Some(image) = object.get_mut("image").and_then(Value::as_object_mut) {
+        image.insert("reference".to_string(), json!(named));
+        image.insert("source".to_string(), json!(named));
+    }
+    Ok(app.policy().evaluate_async(input).await)
 }
 
 fn verdict_record(
@@ -411,25 +488,9 @@ pub async fn rejudge(
     report: &StoredReport,
     key: &VerdictKey,
 ) -> Result<(VerdictRecord, Verdict), JobError> {
-    let mut input: Value = serde_json::from_str(&report.report_json)?;
-    let Some(object) = input.as_object_mut() else {
-        return Err(JobError::Json(serde::de::Error::custom(
-            "stored report is not an object",
-        )));
-    };
-    // Reports of older versions held the findings and verdict of their first judgement.
-    object.remove("findings");
-    object.remove("verdict");
-    object.insert(
-        "context".to_string(),
-        json!({"now": gantry_sbom::now(), "mode": key.mode}),
-    );
-    let named = format!("{}@{}", key.reference, key.manifest_digest);
-    if let Some(image) = object.get_mut("image").and_then(Value::as_object_mut) {
-        image.insert("reference".to_string(), json!(named));
-        image.insert("source".to_string(), json!(named));
-    }
-    let verdict = app.policy().evaluate_async(input).await;
+    let facts: Value = serde_json::from_str(&report.report_json)?;
+    let base = base_context(app, report.base.as_ref()).await?;
+    let verdict = judge_facts(app, facts, key, base).await?;
     let record = verdict_record(app, key.clone(), &verdict)?;
     Ok((record, verdict))
 }

@@ -55,6 +55,7 @@ pub mod admission;
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod freshness;
 pub mod intake;
 pub mod judge;
 pub mod listener;

@@ -85,6 +85,8 @@ pub struct Metrics {
     notifications: Family<OutcomeLabels, Counter>,
     admission: Family<DecisionLabels, Counter>,
     admission_seconds: Histogram,
+    base_checks: Family<OutcomeLabels, Counter>,
+    base_outdated: Gauge,
 }
 
 impl Default for Metrics {
@@ -156,8 +158,22 @@ impl Metrics {
             "Time to answer one admission review",
             admission_seconds.clone(),
         );
+        let base_checks = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "gantry_base_checks",
+            "Checks of the tag a stored image's base was built from, by outcome (resolved, failed)",
+            base_checks.clone(),
+        );
+        let base_outdated = Gauge::default();
+        registry.register(
+            "gantry_images_base_outdated",
+            "Stored images whose base tag now points elsewhere than the base they record (rebuild them)",
+            base_outdated.clone(),
+        );
         Metrics {
             registry,
+            base_checks,
+            base_outdated,
             events,
             jobs,
             scan_seconds,
@@ -231,6 +247,21 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one base-tag check (`resolved`, `failed`).
+    pub fn base_check(&self, outcome: &str) {
+        self.base_checks
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Sets how many stored images have an outdated base (read from the store at scrape
+    /// time, like the job gauges).
+    pub fn set_outdated_bases(&self, n: i64) {
+        self.base_outdated.set(n);
+    }
+
     /// Counts one notification attempt's outcome (`delivered`, `retry`, `failed`).
     pub fn notification(&self, outcome: &str) {
         self.notifications
@@ -279,6 +310,8 @@ mod tests {
         m.cache(3, 1);
         m.verdict("deny");
         m.notification("delivered");
+        m.base_check("resolved");
+        m.set_outdated_bases(2);
         let text = m.render(Some(QueueCounts {
             queued: 2,
             running: 1,
@@ -294,6 +327,8 @@ mod tests {
             "gantry_layer_cache_hit_ratio 0.75",
             "gantry_verdicts_total{decision=\"deny\"} 1",
             "gantry_notifications_total{outcome=\"delivered\"} 1",
+            "gantry_base_checks_total{outcome=\"resolved\"} 1",
+            "gantry_images_base_outdated 2",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

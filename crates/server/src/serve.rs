@@ -245,6 +245,9 @@ pub async fn run(
     ));
     tasks.spawn(reevaluate(Arc::clone(&app)));
     tasks.spawn(housekeeping(Arc::clone(&app)));
+    if app.settings.base_freshness.is_some() {
+        tasks.spawn(base_checks(Arc::clone(&app)));
+    }
 
     let mut listeners = JoinSet::new();
     if let Some((listener, config, cert)) = admission {
@@ -324,6 +327,38 @@ async fn reevaluate(app: Arc<App>) {
                 "re-judged stored facts (policy bundle changed or verdicts expired)"
             ),
             Err(e) => tracing::warn!(error = %e, "re-evaluating stored verdicts failed"),
+        }
+    }
+}
+
+/// Checks the base tags that are due, every minute (or every `[base_freshness] interval` when
+/// shorter), then re-judges the images whose freshness changed.
+async fn base_checks(app: Arc<App>) {
+    let period = app
+        .settings
+        .base_freshness
+        .map_or(REEVALUATE_EVERY, |b| b.interval.min(REEVALUATE_EVERY));
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = app.drained() => return,
+            _ = every.tick() => {}
+        }
+        match crate::freshness::check_due(&app).await {
+            Ok(round) if round.changed > 0 => {
+                tracing::info!(
+                    checked = round.checked,
+                    failed = round.failed,
+                    changed = round.changed,
+                    "checked base image tags"
+                );
+                if let Err(e) = judge::reevaluate_stale(&app).await {
+                    tracing::warn!(error = %e, "re-evaluating stored verdicts failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "checking base image tags failed; will try again"),
         }
     }
 }

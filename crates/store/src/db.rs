@@ -158,7 +158,7 @@ impl Dialect for PgPool {
 /// The schema, one migration per file; a database is brought from whatever version it has to
 /// the last one on open.
 fn migrator(sqlite: bool) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 3] = if sqlite {
+    let files: [(i64, &'static str, &'static str); 4] = if sqlite {
         [
             (
                 1,
@@ -174,6 +174,11 @@ fn migrator(sqlite: bool) -> Migrator {
                 3,
                 "facts_and_verdicts",
                 include_str!("../migrations/sqlite/0003_facts_and_verdicts.sql"),
+            ),
+            (
+                4,
+                "base_freshness",
+                include_str!("../migrations/sqlite/0004_base_freshness.sql"),
             ),
         ]
     } else {
@@ -192,6 +197,11 @@ fn migrator(sqlite: bool) -> Migrator {
                 3,
                 "facts_and_verdicts",
                 include_str!("../migrations/postgres/0003_facts_and_verdicts.sql"),
+            ),
+            (
+                4,
+                "base_freshness",
+                include_str!("../migrations/postgres/0004_base_freshness.sql"),
             ),
         ]
     };

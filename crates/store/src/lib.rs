@@ -32,6 +32,7 @@
 //! assert_eq!(cache.root(), dir.path());
 //! ```
 
+mod bases;
 mod db;
 mod error;
 mod jobs;
@@ -40,6 +41,7 @@ mod notifications;
 mod prune;
 mod results;
 
+pub use bases::{BaseCheck, BaseState, RecordedBase};
 pub use db::{MAX_DOCUMENT_BYTES, Store};
 pub use error::{StoreError, redact_url};
 pub use jobs::{

@@ -105,6 +105,18 @@ impl Store {
             .await
             .map_err(query(WHAT))?
             .rows_affected();
+            // The history of a base tag matters while an image built on it is stored.
+            for sql in [
+                "DELETE FROM base_tags WHERE NOT EXISTS \
+                 (SELECT 1 FROM reports r WHERE r.base_reference = base_tags.reference)",
+                "DELETE FROM base_checks WHERE NOT EXISTS \
+                 (SELECT 1 FROM reports r WHERE r.base_reference = base_checks.reference)",
+            ] {
+                sqlx::query(sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query(WHAT))?;
+            }
             tx.commit().await.map_err(query(WHAT))?;
             Ok(PrunedResults { reports, sboms, tags })
         })

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Row;
 
+use crate::bases::RecordedBase;
 use crate::db::{Dialect, Store, now_ms, with_pool};
 use crate::error::{StoreError, query};
 
@@ -115,6 +116,8 @@ pub struct ReportRecord {
     pub tags: Vec<String>,
     /// Who pulled it.
     pub scope: Scope,
+    /// The base the image records, when it records a tag and the digest it resolved to.
+    pub base: Option<RecordedBase>,
 }
 
 /// Names one verdict.
@@ -170,6 +173,8 @@ pub struct StoredReport {
     /// Who pulled it (at least one).
     pub scopes: Vec<Scope>,
     pub updated_at_ms: i64,
+    /// The base the image records (see [`Store::base_state`]).
+    pub base: Option<RecordedBase>,
 }
 
 /// A verdict to compute again: its key under the bundle it was computed with.
@@ -270,13 +275,20 @@ impl Store {
             let mut tx = pool.begin_write().await.map_err(query(WHAT))?;
             sqlx::query(
                 "INSERT INTO reports (manifest_digest, report_json, repository, created_at, \
-                 updated_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (manifest_digest) DO UPDATE \
-                 SET report_json = excluded.report_json, updated_at = excluded.updated_at",
+                 updated_at, base_reference, base_digest) VALUES ($1, $2, $3, $4, $4, $5, $6) \
+                 ON CONFLICT (manifest_digest) DO UPDATE SET report_json = excluded.report_json, \
+                 updated_at = excluded.updated_at, base_reference = excluded.base_reference, \
+                 base_digest = excluded.base_digest, base_outdated_since = CASE \
+                     WHEN reports.base_reference = excluded.base_reference \
+                      AND reports.base_digest = excluded.base_digest \
+                     THEN reports.base_outdated_since END",
             )
             .bind(&report.manifest_digest)
             .bind(&report.report_json)
             .bind(&report.repository)
             .bind(now)
+            .bind(report.base.as_ref().map(|b| &b.reference))
+            .bind(report.base.as_ref().map(|b| &b.digest))
             .execute(&mut *tx)
             .await
             .map_err(query(WHAT))?;
@@ -390,24 +402,29 @@ impl Store {
         if !visibility.sees(&scopes) {
             return Ok(None);
         }
-        let row: Option<(String, String, i64)> = with_pool!(self, pool => {
+        type Row = (String, String, i64, Option<String>, Option<String>);
+        let row: Option<Row> = with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT report_json, repository, updated_at FROM reports WHERE manifest_digest = $1",
+                "SELECT report_json, repository, updated_at, base_reference, base_digest \
+                 FROM reports WHERE manifest_digest = $1",
             )
             .bind(manifest_digest)
             .fetch_optional(pool)
             .await
             .map_err(query(WHAT))?
         });
-        Ok(
-            row.map(|(report_json, repository, updated_at_ms)| StoredReport {
+        Ok(row.map(
+            |(report_json, repository, updated_at_ms, reference, digest)| StoredReport {
                 manifest_digest: manifest_digest.to_owned(),
                 report_json,
                 repository,
                 scopes,
                 updated_at_ms,
-            }),
-        )
+                base: reference
+                    .zip(digest)
+                    .map(|(reference, digest)| RecordedBase { reference, digest }),
+            },
+        ))
     }
 
     /// The stored verdict named by `key`, if `visibility` sees its image. It may be past its

@@ -104,6 +104,7 @@ trait ResultsExt {
 impl ResultsExt for Store {
     async fn put_result(&self, r: &ResultRecord) -> Result<(), StoreError> {
         let report = ReportRecord {
+            base: None,
             manifest_digest: r.manifest_digest.clone(),
             report_json: r.report_json.clone(),
             sbom_json: r.sbom_json.clone(),
@@ -1689,7 +1690,140 @@ on_both_backends!(
     two_replicas_complete_every_job_exactly_once,
     prune_removes_finished_jobs_events_and_notifications,
     oversized_documents_are_refused_as_permanent,
+    base_freshness_follows_the_tag_and_expires_verdicts,
 );
+
+/// Base checks: an image whose base digest is among what the tag points at is fresh; when the
+/// tag moves it is outdated since the first check that saw it elsewhere, its verdicts come due
+/// once, a failed check changes nothing, and a rebuilt image on the new base is fresh.
+async fn base_freshness_follows_the_tag_and_expires_verdicts(db: &Db) {
+    use gantry_store::{BaseCheck, RecordedBase};
+    let store = &db.store;
+    let base = |digest: &str| RecordedBase {
+        reference: "docker.io/library/debian:12".to_owned(),
+        digest: digest.to_owned(),
+    };
+    let put = |digest: &'static str, base_digest: &'static str| {
+        let r = result(digest, &["1"], "allow");
+        let report = ReportRecord {
+            manifest_digest: r.manifest_digest.clone(),
+            report_json: r.report_json.clone(),
+            sbom_json: None,
+            repository: r.repository.clone(),
+            tags: r.tags.clone(),
+            scope: Scope::Public,
+            base: Some(base(base_digest)),
+        };
+        (report, r.verdict())
+    };
+    let (report, verdict) = put("sha256:app1", "sha256:index1");
+    store.put_scan(&report, &verdict).await.unwrap();
+    // Never checked: due at once, and nothing is known.
+    let due = store.base_references_due(0, 10).await.unwrap();
+    assert_eq!(due, ["docker.io/library/debian:12"]);
+    assert_eq!(
+        store.base_state(&base("sha256:index1")).await.unwrap(),
+        None
+    );
+
+    // The tag is the index the image was built from (recorded: its amd64 manifest).
+    let first = BaseCheck::Resolved {
+        root: "sha256:index1".to_owned(),
+        digests: vec!["sha256:amd64-1".to_owned(), "sha256:arm64-1".to_owned()],
+    };
+    let changed = store
+        .record_base_check("docker.io/library/debian:12", &first)
+        .await
+        .unwrap();
+    assert!(changed.is_empty(), "{changed:?}");
+    let state = store
+        .base_state(&base("sha256:amd64-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.outdated_since_ms, None);
+    assert_eq!(state.current_digest.as_deref(), Some("sha256:index1"));
+    assert!(store.base_references_due(0, 10).await.unwrap().is_empty());
+    assert_eq!(store.count_outdated_bases().await.unwrap(), 0);
+    let now = i64::MAX / 2;
+    assert!(
+        store
+            .stale_verdicts(POLICY, now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The tag moves: the image is outdated from this check on, and its verdict comes due.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let moved = BaseCheck::Resolved {
+        root: "sha256:index2".to_owned(),
+        digests: vec!["sha256:amd64-2".to_owned()],
+    };
+    let changed = store
+        .record_base_check("docker.io/library/debian:12", &moved)
+        .await
+        .unwrap();
+    assert_eq!(changed, ["sha256:app1"]);
+    assert_eq!(store.count_outdated_bases().await.unwrap(), 1);
+    let state = store
+        .base_state(&base("sha256:index1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let since = state.outdated_since_ms.expect("outdated");
+    assert_eq!(state.current_digest.as_deref(), Some("sha256:index2"));
+    assert!(
+        since >= state.checked_at_ms - 1000 && since <= state.checked_at_ms,
+        "{state:?}"
+    );
+    let stale = store.stale_verdicts(POLICY, now, 10).await.unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0].key.manifest_digest, "sha256:app1");
+
+    // Checked again, still moved: the same since, nothing changes; a failed check neither.
+    let again = store
+        .record_base_check("docker.io/library/debian:12", &moved)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    let failed = BaseCheck::Failed {
+        error: "registry-unavailable".to_owned(),
+    };
+    let again = store
+        .record_base_check("docker.io/library/debian:12", &failed)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    let later = store
+        .base_state(&base("sha256:index1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(later.outdated_since_ms, Some(since));
+
+    // A rebuild on the new base: fresh, from its first verdict on.
+    let (report, verdict) = put("sha256:app2", "sha256:amd64-2");
+    store.put_scan(&report, &verdict).await.unwrap();
+    let state = store
+        .base_state(&base("sha256:amd64-2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.outdated_since_ms, None);
+    assert_eq!(store.count_outdated_bases().await.unwrap(), 1);
+
+    // The old image rescanned keeps its state; replaced by one on another base, it resets.
+    let (report, verdict) = put("sha256:app1", "sha256:index1");
+    store.put_scan(&report, &verdict).await.unwrap();
+    assert_eq!(store.count_outdated_bases().await.unwrap(), 1);
+    let stored = store
+        .report("sha256:app1", &Visibility::everything())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.base, Some(base("sha256:index1")));
+}
 
 /// A report over `stored-document-bytes` is refused before it reaches the database, as an
 /// error a job must not retry (issue 11: SQLite's "string or blob too big" was retried five

@@ -210,3 +210,38 @@ deny contains {
 
 _unnamed_reason := "no base is recorded" if not _known
 else := "only its digest is recorded, not its repository"
+
+# ---------------------------------------------------------------------------------------------
+# Base freshness: `gantry serve` checks the tag the base was built from (input.context.base;
+# absent for the CLI and before the first check). When the tag now points elsewhere, the base
+# was replaced after the image was built — usually with fixes — and the image should be
+# rebuilt. A warning; a deny when base_image.deny_outdated is true.
+
+_freshness := b if {
+	b := input.context.base
+	is_object(b)
+} else := {}
+
+_outdated if _freshness.outdated == true
+
+_since := s if {
+	s := _freshness.outdated_since
+	is_string(s)
+} else := "an unknown time"
+
+_now_at := sprintf(", now %s", [d]) if {
+	d := _freshness.current_digest
+	is_string(d)
+} else := ""
+
+_outdated_message := sprintf("base %s outdated since %s: the tag no longer points at %s, the base this image was built on%s; rebuild the image to get the current base", [_freshness.reference, _since, _freshness.recorded_digest, _now_at])
+
+deny contains {"code": "base-outdated", "message": _outdated_message, "location": lib.field("context.base")} if {
+	_outdated
+	_cfg.deny_outdated == true
+}
+
+warn contains {"code": "base-outdated", "message": _outdated_message, "location": lib.field("context.base")} if {
+	_outdated
+	not _cfg.deny_outdated == true
+}
