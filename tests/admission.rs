@@ -1072,3 +1072,142 @@ fn registry_failures_do_not_say_what_answered() {
         assert!(!a.to_lowercase().contains(revealing), "{revealing}: {a}");
     }
 }
+
+/// Copies the built-in bundle to `dir` and adds a rule that names the mode it was judged in:
+/// a warning `mode-<context.mode>`.
+fn bundle_that_names_the_mode(dir: &Path) -> std::path::PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let bundle = dir.join("policies");
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        &bundle,
+    );
+    std::fs::write(
+        bundle.join("gantry/rules/mode.rego"),
+        "package gantry.rules.mode\n\nimport rego.v1\n\n\
+         warn contains {\"code\": sprintf(\"mode-%s\", [input.context.mode]), \
+         \"message\": \"judged for this kind of caller\", \"location\": {\"field\": \"context.mode\"}}\n",
+    )
+    .unwrap();
+    bundle
+}
+
+/// The findings of a verdict, without the mode warning: what must agree across entry points.
+fn judgement(verdict: &Value) -> (String, Vec<String>, Vec<String>) {
+    let warnings = codes(&verdict["warnings"])
+        .into_iter()
+        .filter(|c| !c.starts_with("mode-"))
+        .collect();
+    (
+        verdict["decision"].as_str().unwrap().to_string(),
+        codes(&verdict["violations"]),
+        warnings,
+    )
+}
+
+fn mode_of(verdict: &Value) -> Vec<String> {
+    codes(&verdict["warnings"])
+        .into_iter()
+        .filter(|c| c.starts_with("mode-"))
+        .collect()
+}
+
+/// One judgement, four entry points (issue 14): the CLI, a registry webhook, `POST /v1/scan`
+/// and an admission review judge the same image through the same gate and agree, and each
+/// records its own mode — a policy can tell admission from a registry push (admission used to
+/// be judged as `webhook`, and `api` was missing from the input schema).
+#[test]
+fn every_entry_point_judges_alike_and_records_its_mode() {
+    let registry = RegistryHarness::start().unwrap();
+    let host = registry.host();
+    let pushed = root_image("modes")
+        .push(&registry, "modes/app", Some("v1"), None)
+        .unwrap();
+    let image = format!("{host}/modes/app:v1");
+    let home = tempfile::tempdir().unwrap();
+    let bundle = bundle_that_names_the_mode(home.path());
+    let policy = bundle.display().to_string();
+
+    // The CLI.
+    let cache = tempfile::tempdir().unwrap();
+    let out = crate::util::gantry(
+        cache.path(),
+        &["scan", &image, "--policy", &policy, "--format", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", crate::util::stdout(&out));
+    let cli: Value = serde_json::from_str(&crate::util::stdout(&out)).unwrap();
+    let cli = cli["verdict"].clone();
+    assert_eq!(mode_of(&cli), ["mode-cli"], "{cli}");
+    assert_eq!(cli["decision"], "deny");
+    assert!(codes(&cli["violations"]).contains(&"root-user".to_string()));
+
+    let cluster = start(home.path(), &format!("policy = {policy:?}\n"));
+    let serve = &cluster.serve;
+    let stored = |mode: &str| {
+        let path = format!(
+            "/v1/images/{}/verdict?reference={image}&mode={mode}",
+            pushed.digest
+        );
+        serve.wait_for(
+            &format!("the {mode} verdict"),
+            Duration::from_secs(30),
+            || {
+                let r = serve.get(&path);
+                (r.status == 200).then(|| r.json()["verdict"].clone())
+            },
+        )
+    };
+
+    // A registry push.
+    let event = json!({"events": [crate::serve::distribution_event("modes-1", &host, "modes/app", "v1", &pushed)]});
+    let r = crate::serve::post(
+        serve.api,
+        "/webhooks/distribution",
+        &[("content-type", crate::serve::DISTRIBUTION_CT)],
+        event.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    serve.wait_for("the pushed image judged", Duration::from_secs(30), || {
+        (serve.metric("gantry_jobs{status=\"done\"}") >= 1.0).then_some(())
+    });
+    let webhook = stored("webhook");
+    assert_eq!(mode_of(&webhook), ["mode-webhook"], "{webhook}");
+
+    // The API.
+    let r = serve.post_json("/v1/scan", &json!({"image": image}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let api = r.json()["verdict"].clone();
+    assert_eq!(mode_of(&api), ["mode-api"], "{api}");
+    assert_eq!(mode_of(&stored("api")), ["mode-api"]);
+
+    // An admission review.
+    let answer = cluster.review("10s", &review("uid-modes", "Pod", "apps", &[&image]));
+    assert_eq!(answer["allowed"], false, "{answer}");
+    let admission = stored("admission");
+    assert_eq!(mode_of(&admission), ["mode-admission"], "{admission}");
+
+    for (entry, verdict) in [("webhook", &webhook), ("api", &api)] {
+        assert_eq!(
+            judgement(verdict),
+            judgement(&cli),
+            "{entry} disagrees with the CLI"
+        );
+    }
+    // The built-in bundle itself tells admission apart: Kubernetes ignores HEALTHCHECK, so
+    // `no-healthcheck` is not reported to it. Everything else agrees.
+    let (decision, violations, mut warnings) = judgement(&cli);
+    assert!(warnings.contains(&"no-healthcheck".to_string()), "{cli}");
+    warnings.retain(|c| c != "no-healthcheck");
+    assert_eq!(judgement(&admission), (decision, violations, warnings));
+}

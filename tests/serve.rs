@@ -18,7 +18,7 @@ use gantry_testkit::{
 use serde_json::{Value, json};
 
 pub(crate) const PINNED_BASE: &str = "gcr.io/distroless/static-debian12:nonroot@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-const DISTRIBUTION_CT: &str = "application/vnd.docker.distribution.events.v2+json";
+pub(crate) const DISTRIBUTION_CT: &str = "application/vnd.docker.distribution.events.v2+json";
 
 // ---- images ----
 
@@ -406,7 +406,13 @@ pub(crate) fn codes(findings: &Value) -> Vec<String> {
         .collect()
 }
 
-fn distribution_event(id: &str, registry: &str, repo: &str, tag: &str, pushed: &Pushed) -> Value {
+pub(crate) fn distribution_event(
+    id: &str,
+    registry: &str,
+    repo: &str,
+    tag: &str,
+    pushed: &Pushed,
+) -> Value {
     json!({
         "id": id,
         "timestamp": "2026-11-22T10:00:00.000000000Z",

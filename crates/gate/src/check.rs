@@ -30,6 +30,9 @@ pub enum GateError {
     /// The input document could not be serialised (a bug).
     #[error("building the policy input failed")]
     Input(#[source] serde_json::Error),
+    /// Stored facts given to [`Gate::rejudge`] are not an input document.
+    #[error("stored facts are not a policy input document (a JSON object)")]
+    NotFacts,
 }
 
 /// `input.facts`.
@@ -165,6 +168,39 @@ impl Gate {
             },
             scan,
         })
+    }
+}
+
+impl Gate {
+    /// Judges an image again from its stored facts — the input document of an earlier
+    /// [`check`](Gate::check) without its context — as `name` (`repository[:tag]@digest`,
+    /// what rules and exceptions match), for `context`: no pull, no layer walk. The policy
+    /// changed, an exception expired, another name or caller asks; the image did not change.
+    pub async fn rejudge(
+        &self,
+        mut facts: serde_json::Value,
+        name: &str,
+        context: Context,
+    ) -> Result<Verdict, GateError> {
+        let Some(object) = facts.as_object_mut() else {
+            return Err(GateError::NotFacts);
+        };
+        // Inputs stored by older versions held the findings and verdict of their first
+        // judgement; the policy must not see them.
+        object.remove("findings");
+        object.remove("verdict");
+        object.insert(
+            "context".to_string(),
+            serde_json::to_value(&context).map_err(GateError::Input)?,
+        );
+        if let Some(image) = object
+            .get_mut("image")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            image.insert("reference".to_string(), serde_json::json!(name));
+            image.insert("source".to_string(), serde_json::json!(name));
+        }
+        Ok(self.policy.evaluate_async(facts).await)
     }
 }
 

@@ -16,7 +16,7 @@ use gantry_store::{
     DigestOutcome, Job, JobSpec, RecordedBase, ReportRecord, Scope, StoreError, StoredReport,
     VerdictKey, VerdictRecord, Visibility,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::app::App;
 
@@ -396,34 +396,21 @@ async fn base_context(
         }))
 }
 
-/// Evaluates the current bundle over `facts` (a stored report: the input document without
-/// context) for `key` (its reference and mode), now.
+/// Judges `facts` (a stored report: the input document without context) again for `key`
+/// (its reference and mode), now, through the gate like every judgement.
 async fn judge_facts(
     app: &App,
-    mut input: Value,
+    facts: Value,
     key: &VerdictKey,
     base: Option<BaseFreshness>,
 ) -> Result<Verdict, JobError> {
-    let Some(object) = input.as_object_mut() else {
-        return Err(JobError::Json(serde::de::Error::custom(
-            "stored report is not an object",
-        )));
-    };
-    // Reports of older versions held the findings and verdict of their first judgement.
-    object.remove("findings");
-    object.remove("verdict");
     let context = Context {
         now: gantry_sbom::now(),
         mode: key.mode.clone(),
         base,
     };
-    object.insert("context".to_string(), serde_json::to_value(&context)?);
     let named = format!("{}@{}", key.reference, key.manifest_digest);
-    if let Some(image) = object.get_mut("image").and_then(Value::as_object_mut) {
-        image.insert("reference".to_string(), json!(named));
-        image.insert("source".to_string(), json!(named));
-    }
-    Ok(app.policy().evaluate_async(input).await)
+    Ok(app.gate.rejudge(facts, &named, context).await?)
 }
 
 fn verdict_record(
