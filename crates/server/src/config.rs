@@ -878,7 +878,9 @@ fn effective<'a>(
 ) -> (&'a AuthConfig, bool) {
     match (own, default) {
         (Some(a), _) => (a, matches!(a, AuthConfig::None)),
-        (None, Some(d)) => (d, matches!(d, AuthConfig::None)),
+        // An inherited "none" is no opt-out: one top-level line must not open every sender
+        // and /metrics at once; each section says so itself.
+        (None, Some(d)) => (d, false),
         (None, None) => (&AuthConfig::None, false),
     }
 }
@@ -1418,10 +1420,36 @@ enabled = false
         .unwrap();
         let e = Settings::resolve(c).unwrap_err().to_string();
         assert!(e.contains("api.auth") && !e.contains("on purpose"), "{e}");
-        // An explicit [auth] type "none" is not an opt-out for the API either.
-        let c = from_toml("listen = \"0.0.0.0:8080\"\n[auth]\ntype = \"none\"").unwrap();
+        // An explicit [auth] type "none" is not an opt-out for the API either (the senders,
+        // each opted out on its own, are let through to show it).
+        let mut senders = String::new();
+        for s in [
+            "distribution",
+            "harbor",
+            "dockerhub",
+            "gitlab",
+            "quay",
+            "generic",
+        ] {
+            senders.push_str(&format!("[webhooks.{s}.auth]\ntype = \"none\"\n"));
+        }
+        let c = from_toml(&format!(
+            "listen = \"0.0.0.0:8080\"\n[auth]\ntype = \"none\"\n{senders}"
+        ))
+        .unwrap();
         let e = Settings::resolve(c).unwrap_err().to_string();
         assert!(e.contains("api.auth"), "{e}");
+        // Nor for a sender or /metrics: only the section itself opts out.
+        let c = from_toml(
+            "listen = \"0.0.0.0:8080\"\nadmin_listen = \"0.0.0.0:9090\"\n[auth]\ntype = \"none\"\n\
+             [api.auth]\ntype = \"bearer\"\ntoken = \"t\"\n[admin.auth]\ntype = \"bearer\"\ntoken = \"t\"",
+        )
+        .unwrap();
+        let e = Settings::resolve(c).unwrap_err().to_string();
+        assert!(e.contains("webhooks.") && e.contains("anonymous"), "{e}");
+        let c = from_toml("admin_listen = \"0.0.0.0:9090\"\n[auth]\ntype = \"none\"").unwrap();
+        let e = Settings::resolve(c).unwrap_err().to_string();
+        assert!(e.contains("admin.auth"), "{e}");
         // /metrics on a public admin listener needs auth too, or an explicit opt-out.
         let c = from_toml("admin_listen = \"0.0.0.0:9090\"").unwrap();
         let e = Settings::resolve(c).unwrap_err().to_string();
