@@ -42,7 +42,7 @@ pub struct App {
     pub pull_secrets: crate::admission::pull_secrets::PullSecrets,
     /// Requests per caller (webhooks, `POST /v1/scan`).
     pub rate: RateLimits,
-    /// Set on SIGTERM: intake answers 503 so the registry retries elsewhere or later.
+    /// Set on SIGTERM: the listeners stop accepting; requests already in flight are still stored (Docker Hub and Quay never retry).
     draining: AtomicBool,
     /// The same, for tasks that wait on it (running scans start their grace period).
     shutdown: watch::Sender<bool>,

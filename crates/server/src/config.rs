@@ -216,7 +216,7 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IntakeConfig {
-    /// Requests per second one caller (a credential, or an address where there is none) may
+    /// Requests per second one client address may
     /// make to the webhooks and `POST /v1/scan`, after `burst`.
     pub rate_per_second: u32,
     /// Requests one caller may make at once before the rate applies.
@@ -289,7 +289,7 @@ pub struct AdmissionConfig {
     /// CA bundle (PEM) that signed the API server's client certificate: reviews come only
     /// from an API server configured to present one (docs/admission.md).
     pub client_ca: Option<PathBuf>,
-    /// Names (DNS SAN or CN) the client certificate must carry; empty: any the CA signed.
+    /// DNS names (subjectAltName) the client certificate must carry; empty: any the CA signed.
     pub client_names: Vec<String>,
     /// Take reviews from any client, for clusters whose API server cannot present a client
     /// certificate (managed control planes). Reviews are then not trusted with pull secrets:
