@@ -544,7 +544,11 @@ async fn rejudge_stale(app: &App, old: &gantry_store::StaleVerdict) -> Result<()
             "verdict changed (new policy bundle or an expired exception)"
         );
     }
-    crate::notify::verdict(app, &record, &report.repository, &[], &verdict, None, true).await;
+    // A verdict re-judged only because it aged (verdict_ttl) and came out the same under the
+    // same bundle is news to nobody: receivers hear of a changed decision or a new bundle.
+    if record.decision != old.decision || old.key.policy_digest != key.policy_digest {
+        crate::notify::verdict(app, &record, &report.repository, &[], &verdict, None, true).await;
+    }
     Ok(())
 }
 
