@@ -340,8 +340,9 @@ async fn scan(
     let base = recorded_base(&checked.report.input.facts.base);
     // What an earlier check saw the base's tag point at counts from the first verdict on: the
     // check ran for another image built on the same base.
-    if let Some(state) = base_context(app, base.as_ref()).await? {
-        checked.report.verdict = judge_facts(app, facts.clone(), &key, Some(state)).await?;
+    let (context, outdated_since_ms) = base_context(app, base.as_ref()).await?;
+    if context.is_some() {
+        checked.report.verdict = judge_facts(app, facts.clone(), &key, context).await?;
     }
     let report = ReportRecord {
         manifest_digest: key.manifest_digest.clone(),
@@ -351,6 +352,7 @@ async fn scan(
         tags: target.tag().map(str::to_string).into_iter().collect(),
         scope: pull.scope(),
         base,
+        base_outdated_since_ms: outdated_since_ms,
     };
     let record = verdict_record(app, key, &checked.report.verdict)?;
     Ok((checked, report, record))
@@ -373,27 +375,28 @@ pub fn recorded_base(base: &gantry_gate::BaseFacts) -> Option<RecordedBase> {
 }
 
 /// `input.context.base` for an image recording `base`, when base checks are on and its tag
-/// was checked.
+/// was checked; with the stored form of its outdated-since time.
 async fn base_context(
     app: &App,
     base: Option<&RecordedBase>,
-) -> Result<Option<BaseFreshness>, StoreError> {
+) -> Result<(Option<BaseFreshness>, Option<i64>), StoreError> {
     let (Some(base), Some(_)) = (base, app.settings.base_freshness) else {
-        return Ok(None);
+        return Ok((None, None));
+    };
+    let Some(state) = app.store.base_state(base).await? else {
+        return Ok((None, None));
     };
     let at = |ms: i64| gantry_sbom::rfc3339(ms.div_euclid(1000));
-    Ok(app
-        .store
-        .base_state(base)
-        .await?
-        .map(|state| BaseFreshness {
-            reference: state.reference,
-            recorded_digest: state.recorded_digest,
-            current_digest: state.current_digest,
-            checked_at: at(state.checked_at_ms),
-            outdated: state.outdated_since_ms.is_some(),
-            outdated_since: state.outdated_since_ms.map(at),
-        }))
+    let since = state.outdated_since_ms;
+    let context = BaseFreshness {
+        reference: state.reference,
+        recorded_digest: state.recorded_digest,
+        current_digest: state.current_digest,
+        checked_at: at(state.checked_at_ms),
+        outdated: since.is_some(),
+        outdated_since: since.map(at),
+    };
+    Ok((Some(context), since))
 }
 
 /// Judges `facts` (a stored report: the input document without context) again for `key`
@@ -476,7 +479,7 @@ pub async fn rejudge(
     key: &VerdictKey,
 ) -> Result<(VerdictRecord, Verdict), JobError> {
     let facts: Value = serde_json::from_str(&report.report_json)?;
-    let base = base_context(app, report.base.as_ref()).await?;
+    let (base, _) = base_context(app, report.base.as_ref()).await?;
     let verdict = judge_facts(app, facts, key, base).await?;
     let record = verdict_record(app, key.clone(), &verdict)?;
     Ok((record, verdict))

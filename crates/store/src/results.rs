@@ -118,6 +118,9 @@ pub struct ReportRecord {
     pub scope: Scope,
     /// The base the image records, when it records a tag and the digest it resolved to.
     pub base: Option<RecordedBase>,
+    /// Since when its base's tag points elsewhere, as far as is known now
+    /// ([`Store::base_state`]); kept as stored when the same base was stored before.
+    pub base_outdated_since_ms: Option<i64>,
 }
 
 /// Names one verdict.
@@ -275,13 +278,14 @@ impl Store {
             let mut tx = pool.begin_write().await.map_err(query(WHAT))?;
             sqlx::query(
                 "INSERT INTO reports (manifest_digest, report_json, repository, created_at, \
-                 updated_at, base_reference, base_digest) VALUES ($1, $2, $3, $4, $4, $5, $6) \
+                 updated_at, base_reference, base_digest, base_outdated_since) \
+                 VALUES ($1, $2, $3, $4, $4, $5, $6, $7) \
                  ON CONFLICT (manifest_digest) DO UPDATE SET report_json = excluded.report_json, \
                  updated_at = excluded.updated_at, base_reference = excluded.base_reference, \
                  base_digest = excluded.base_digest, base_outdated_since = CASE \
                      WHEN reports.base_reference = excluded.base_reference \
                       AND reports.base_digest = excluded.base_digest \
-                     THEN reports.base_outdated_since END",
+                     THEN reports.base_outdated_since ELSE excluded.base_outdated_since END",
             )
             .bind(&report.manifest_digest)
             .bind(&report.report_json)
@@ -289,6 +293,7 @@ impl Store {
             .bind(now)
             .bind(report.base.as_ref().map(|b| &b.reference))
             .bind(report.base.as_ref().map(|b| &b.digest))
+            .bind(report.base.as_ref().and(report.base_outdated_since_ms))
             .execute(&mut *tx)
             .await
             .map_err(query(WHAT))?;

@@ -105,6 +105,7 @@ impl ResultsExt for Store {
     async fn put_result(&self, r: &ResultRecord) -> Result<(), StoreError> {
         let report = ReportRecord {
             base: None,
+            base_outdated_since_ms: None,
             manifest_digest: r.manifest_digest.clone(),
             report_json: r.report_json.clone(),
             sbom_json: r.sbom_json.clone(),
@@ -1713,6 +1714,7 @@ async fn base_freshness_follows_the_tag_and_expires_verdicts(db: &Db) {
             tags: r.tags.clone(),
             scope: Scope::Public,
             base: Some(base(base_digest)),
+            base_outdated_since_ms: None,
         };
         (report, r.verdict())
     };
@@ -1813,10 +1815,22 @@ async fn base_freshness_follows_the_tag_and_expires_verdicts(db: &Db) {
     assert_eq!(state.outdated_since_ms, None);
     assert_eq!(store.count_outdated_bases().await.unwrap(), 1);
 
-    // The old image rescanned keeps its state; replaced by one on another base, it resets.
+    // A new image on the old base, stored with what is known: counted at once, and the next
+    // check has nothing to change.
+    let (mut report, verdict) = put("sha256:app3", "sha256:index1");
+    report.base_outdated_since_ms = Some(since);
+    store.put_scan(&report, &verdict).await.unwrap();
+    assert_eq!(store.count_outdated_bases().await.unwrap(), 2);
+    let again = store
+        .record_base_check("docker.io/library/debian:12", &moved)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+
+    // The old image rescanned keeps its state (the record says nothing new).
     let (report, verdict) = put("sha256:app1", "sha256:index1");
     store.put_scan(&report, &verdict).await.unwrap();
-    assert_eq!(store.count_outdated_bases().await.unwrap(), 1);
+    assert_eq!(store.count_outdated_bases().await.unwrap(), 2);
     let stored = store
         .report("sha256:app1", &Visibility::everything())
         .await
