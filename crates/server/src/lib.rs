@@ -55,6 +55,8 @@ pub mod admission;
 pub mod api;
 pub mod app;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod intake;
 pub mod judge;
 pub mod listener;
