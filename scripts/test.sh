@@ -22,8 +22,11 @@
 #    SBOMs are validated in Rust against the CycloneDX schemas vendored in
 #    crates/testkit/schemas/; nothing is read from outside the checkout. Trivy and Syft are
 #    only for scripts/bench.sh, which says how to install them.
+#    - cargo-fuzz (from crates.io, into ~/.cache/gantry-fuzz) for the fuzz targets of fuzz/.
 # 2. Checks formatting and lints (the same bar every change must meet).
 # 3. Runs `cargo test --workspace`.
+# 4. Runs every fuzz target for a short bounded time (scripts/fuzz.sh; docs/fuzzing.md):
+#    GANTRY_FUZZ_SECONDS per target, default 15; 0 skips it.
 #
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p gantry-layer`).
 set -euo pipefail
@@ -76,11 +79,26 @@ if [ -z "${GANTRY_HELM:-}" ] && ! command -v helm >/dev/null; then
     export GANTRY_HELM=$peers_bin/helm
 fi
 
+# cargo-fuzz drives libFuzzer for fuzz/; built from crates.io once, kept in a cache dir.
+fuzz_bin=$HOME/.cache/gantry-fuzz/bin
+if ! cargo fuzz --version >/dev/null 2>&1 && [ ! -x "$fuzz_bin/cargo-fuzz" ]; then
+    echo "==> installing cargo-fuzz into ${fuzz_bin%/bin}"
+    cargo install cargo-fuzz --locked --root "${fuzz_bin%/bin}"
+fi
+export PATH=$PATH:$fuzz_bin
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
+
+fuzz_seconds=${GANTRY_FUZZ_SECONDS:-15}
+if [ "$fuzz_seconds" != 0 ]; then
+    echo "==> fuzz targets (${fuzz_seconds}s each)"
+    FUZZ_SECONDS=$fuzz_seconds scripts/fuzz.sh
+fi

@@ -56,6 +56,8 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod freshness;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod intake;
 pub mod judge;
 pub mod listener;

@@ -380,20 +380,27 @@ pub async fn review(
 /// configured default when absent or unreadable) less the safety margin, at least
 /// [`MIN_BUDGET`].
 fn deadline_of(timeout: Option<&str>, settings: &AdmissionSettings) -> Instant {
-    let timeout = timeout
-        .and_then(|t| humantime::parse_duration(t).ok())
-        .unwrap_or(settings.default_timeout)
-        .min(MAX_TIMEOUT);
-    let budget = timeout
-        .saturating_sub(settings.safety_margin)
-        .max(MIN_BUDGET);
+    let budget = budget_of(timeout, settings.default_timeout, settings.safety_margin);
     let now = Instant::now();
     // Both are bounded by MAX_TIMEOUT, so this cannot overflow; saturate all the same.
     now.checked_add(budget).unwrap_or(now)
 }
 
+/// How long judging may take for a `?timeout=` value (see [`deadline_of`]).
+pub(crate) fn budget_of(
+    timeout: Option<&str>,
+    default_timeout: Duration,
+    safety_margin: Duration,
+) -> Duration {
+    let timeout = timeout
+        .and_then(|t| humantime::parse_duration(t).ok())
+        .unwrap_or(default_timeout)
+        .min(MAX_TIMEOUT);
+    timeout.saturating_sub(safety_margin).max(MIN_BUDGET)
+}
+
 /// The body as an admission.k8s.io/v1 AdmissionRequest with a uid, or the 400 to answer.
-fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ApiError> {
+pub(crate) fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ApiError> {
     // The version first: a v1beta1 review deserves "wrong version", not a field error.
     let head: ReviewHead = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid-review", format!("not an AdmissionReview: {e}"))

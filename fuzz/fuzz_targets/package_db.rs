@@ -1,0 +1,3 @@
+#![no_main]
+// See gantry_fuzz::package_db for what the input is.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gantry_fuzz::package_db(data));
