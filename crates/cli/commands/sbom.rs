@@ -56,7 +56,7 @@ pub async fn run(args: SbomArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("scanning {} ({})", args.image, image.platform))?;
     let base = gantry_gate::base_facts(source.as_ref(), &image).await;
     let context = Context {
-        now: gantry_sbom::now(),
+        now: gantry_model::time::now(),
         mode: "cli".to_string(),
         base: None,
     };
@@ -100,7 +100,7 @@ fn source_date_epoch() -> anyhow::Result<Option<String>> {
                 .trim()
                 .parse()
                 .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a Unix time"))?;
-            Ok(Some(gantry_sbom::rfc3339(secs)))
+            Ok(Some(gantry_model::time::rfc3339(secs)))
         }
         _ => Ok(None),
     }

@@ -52,7 +52,7 @@ pub async fn run(args: ScanCommandArgs) -> anyhow::Result<ExitCode> {
         )?);
     }
     let context = Context {
-        now: gantry_sbom::now(),
+        now: gantry_model::time::now(),
         mode: "cli".to_string(),
         base: None,
     };

@@ -58,7 +58,7 @@ pub fn cyclonedx(input: &SbomInput, spec: SpecVersion) -> Bom {
     // only make the serial number less specific, never wrong in form.
     let content = serde_json::to_vec(&bom).unwrap_or_default();
     bom.serial_number = stamp::serial_number(&content);
-    bom.metadata.timestamp = stamp::now();
+    bom.metadata.timestamp = gantry_model::time::now();
     bom
 }
 

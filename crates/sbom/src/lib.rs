@@ -40,7 +40,6 @@ pub use cdx::{Bom, Component, ComponentType, SpecVersion, UnsupportedSpec};
 /// Package URLs: gantry-analyze's encoder, the one every purl in a document comes from.
 pub use gantry_analyze::purl;
 pub use input::{ImageSubject, LayerSubject, SbomInput};
-pub use stamp::{now, rfc3339};
 
 /// Why an SBOM could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -314,7 +314,7 @@ async fn scan(
 ) -> Result<(Checked, ReportRecord, VerdictRecord), JobError> {
     let image = gantry_registry::resolve_one(source.as_ref(), None).await?;
     let context = Context {
-        now: gantry_sbom::now(),
+        now: gantry_model::time::now(),
         mode: mode.as_str().to_string(),
         base: None,
     };
@@ -381,7 +381,7 @@ async fn base_context(
     let (Some(base), Some(_)) = (base, app.settings.base_freshness) else {
         return Ok(None);
     };
-    let at = |ms: i64| gantry_sbom::rfc3339(ms.div_euclid(1000));
+    let at = gantry_model::time::rfc3339_millis;
     Ok(app
         .store
         .base_state(base)
@@ -413,7 +413,7 @@ async fn judge_facts(
     object.remove("findings");
     object.remove("verdict");
     let context = Context {
-        now: gantry_sbom::now(),
+        now: gantry_model::time::now(),
         mode: key.mode.clone(),
         base,
     };
