@@ -1624,7 +1624,7 @@ fn an_expired_exception_stops_allowing() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let expires = gantry_sbom::rfc3339(now + 5);
+    let expires = gantry_model::time::rfc3339(now + 5);
     let data = home.path().join("data.json");
     std::fs::write(
         &data,

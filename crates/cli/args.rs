@@ -35,7 +35,7 @@ pub enum Command {
     /// Judge an image against the policies: exit 0 allow, 1 deny, 2 error.
     Scan(ScanCommandArgs),
     /// Print the image's CycloneDX SBOM (1.6, or 1.5 with --spec 1.5).
-    Sbom(crate::commands::sbom::SbomArgs),
+    Sbom(SbomArgs),
     /// Work with policy bundles (`gantry policy test [DIR]`).
     Policy(crate::commands::policy::PolicyArgs),
     /// Run the service: registry webhooks in, durable scans, verdicts and SBOMs over HTTP.
@@ -180,6 +180,32 @@ pub struct ScanCommandArgs {
     /// the base's (one more registry round trip). Default: on for registry images.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub base_lookup: Option<bool>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+/// `gantry sbom`.
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// The image (same forms as `gantry inspect`).
+    #[arg(value_name = "IMAGE")]
+    pub image: SourceRef,
+    /// Platform to pick from a multi-platform index (default: this host's, else linux/amd64).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<Platform>,
+    /// CycloneDX version: 1.6 or 1.5.
+    #[arg(
+        long,
+        alias = "sbom-spec",
+        value_name = "VERSION",
+        default_value = "1.6"
+    )]
+    pub spec: gantry_sbom::SpecVersion,
+    /// Write the SBOM to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]

@@ -17,6 +17,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+// gantry-model's formatter, included by path: the build date is written by the same code as
+// every other time, without compiling gantry-model (and serde) again for the build host.
+#[allow(dead_code)]
+#[path = "../model/src/time.rs"]
+mod time;
+
 fn main() {
     let root = env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
     let root = Path::new(&root);
@@ -53,7 +59,7 @@ fn main() {
                 .map_or(0, |d| d.as_secs() as i64)
         });
     println!("cargo:rustc-env=GANTRY_GIT_REVISION={revision}");
-    println!("cargo:rustc-env=GANTRY_BUILD_DATE={}", rfc3339(epoch));
+    println!("cargo:rustc-env=GANTRY_BUILD_DATE={}", time::rfc3339(epoch));
 }
 
 /// `git ARGS` in `root`, trimmed stdout; `None` when git is missing or fails.
@@ -86,26 +92,4 @@ fn rerun_on_new_commits(root: &Path) {
     }
     // Tracked files decide `-dirty`; the index changes whenever one is staged or committed.
     println!("cargo:rerun-if-changed={git_dir}/index");
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`. Hand-written (Howard Hinnant's
-/// days-to-civil algorithm) rather than a date crate for one conversion in a build script.
-fn rfc3339(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let secs = epoch.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }

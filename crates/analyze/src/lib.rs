@@ -41,7 +41,7 @@ pub mod budget;
 mod dispatch;
 pub mod facts;
 mod package;
-mod purl;
+pub mod purl;
 mod report;
 pub mod squash;
 

@@ -14,6 +14,11 @@
 //! | `golang` | module path but its last element, lowercase | last element, lowercase | — |
 //! | `cargo` | — | as is | — |
 //! | `maven` | groupId | artifactId | — |
+//! | `oci` (the image, [`oci`]) | — | last repository segment, lowercase | `arch`, `repository_url`, `tag` |
+//!
+//! This is Gantry's one purl encoder: the catalogers fill [`Package::purl`] with [`purl()`],
+//! and gantry-sbom writes the image's own purl with [`oci`]. The vendored purl-spec test suite
+//! (`tests/data/purl-spec/`) checks it.
 
 use crate::OsRelease;
 use crate::package::{Ecosystem, Package};
@@ -46,20 +51,22 @@ use crate::package::{Ecosystem, Package};
 /// );
 /// ```
 pub fn purl(pkg: &Package, distro: Option<&OsRelease>) -> String {
-    let mut qualifiers: Vec<(&str, String)> = Vec::new();
     let distro_id = distro
         .map(|d| d.id.to_ascii_lowercase())
         .filter(|d| !d.is_empty());
-    let distro_qualifier = distro.and_then(|d| {
-        let release = d
-            .version_id
-            .as_deref()
-            .or(d.version_codename.as_deref())
-            .filter(|v| !v.is_empty())?;
-        Some(format!("{}-{release}", d.id.to_ascii_lowercase()))
-    });
-    let arch = pkg.arch.clone().unwrap_or_default();
-    let mut version = pkg.version.clone();
+    let distro_qualifier = distro
+        .and_then(|d| {
+            let release = d
+                .version_id
+                .as_deref()
+                .or(d.version_codename.as_deref())
+                .filter(|v| !v.is_empty())?;
+            Some(format!("{}-{release}", d.id.to_ascii_lowercase()))
+        })
+        .unwrap_or_default();
+    let arch = pkg.arch.as_deref().unwrap_or_default();
+    let mut version = pkg.version.as_str();
+    let mut qualifiers: Vec<(&str, &str)> = Vec::new();
     let (namespace, name) = match pkg.ecosystem {
         Ecosystem::Deb | Ecosystem::Apk => {
             let fallback = if pkg.ecosystem == Ecosystem::Deb {
@@ -68,72 +75,118 @@ pub fn purl(pkg: &Package, distro: Option<&OsRelease>) -> String {
                 "alpine"
             };
             qualifiers.push(("arch", arch));
-            qualifiers.push(("distro", distro_qualifier.unwrap_or_default()));
+            qualifiers.push(("distro", &distro_qualifier));
             (
                 Some(distro_id.unwrap_or_else(|| fallback.to_string())),
-                pkg.name.to_lowercase(),
+                pkg.name.clone(),
             )
         }
         Ecosystem::Rpm => {
             if let Some((epoch, rest)) = split_epoch(&pkg.version) {
                 if !epoch.trim_start_matches('0').is_empty() {
-                    qualifiers.push(("epoch", epoch.to_string()));
+                    qualifiers.push(("epoch", epoch));
                 }
-                version = rest.to_string();
+                version = rest;
             }
             qualifiers.push(("arch", arch));
-            qualifiers.push(("distro", distro_qualifier.unwrap_or_default()));
+            qualifiers.push(("distro", &distro_qualifier));
             (distro_id, pkg.name.clone())
         }
-        Ecosystem::Pypi => (None, pypi_normalize(&pkg.name)),
-        Ecosystem::Npm => {
-            let (ns, name) = split_namespace(pkg);
-            (ns.map(|n| n.to_lowercase()), name.to_lowercase())
-        }
-        Ecosystem::Golang => {
-            let (ns, name) = split_namespace(pkg);
-            (ns.map(|n| n.to_lowercase()), name.to_lowercase())
-        }
-        Ecosystem::Cargo => (None, pkg.name.clone()),
+        Ecosystem::Npm | Ecosystem::Golang => split_namespace(pkg),
+        Ecosystem::Pypi | Ecosystem::Cargo => (None, pkg.name.clone()),
         Ecosystem::Maven => (pkg.namespace.clone(), pkg.name.clone()),
     };
-    build(
-        pkg.ecosystem.as_str(),
+    typed(
+        pkg.ecosystem,
         namespace.as_deref(),
         &name,
-        &version,
-        &mut qualifiers,
+        Some(version),
+        &qualifiers,
     )
 }
 
-/// A purl from its components (the specification's "how to build"): namespace segments,
-/// name, version and qualifier values percent-encoded; empty qualifiers dropped; the rest
-/// sorted by key.
-fn build(
+/// The purl of a package of one of Gantry's types from its components: the type's
+/// normalisation of namespace and name (the table above) applied, then [`build`].
+pub fn typed(
+    ecosystem: Ecosystem,
+    namespace: Option<&str>,
+    name: &str,
+    version: Option<&str>,
+    qualifiers: &[(&str, &str)],
+) -> String {
+    let (namespace, name) = match ecosystem {
+        Ecosystem::Deb | Ecosystem::Apk => (namespace.map(str::to_lowercase), name.to_lowercase()),
+        Ecosystem::Rpm => (namespace.map(str::to_lowercase), name.to_string()),
+        Ecosystem::Pypi => (namespace.map(str::to_string), pypi_normalize(name)),
+        Ecosystem::Npm | Ecosystem::Golang => {
+            (namespace.map(str::to_lowercase), name.to_lowercase())
+        }
+        Ecosystem::Cargo | Ecosystem::Maven => (namespace.map(str::to_string), name.to_string()),
+    };
+    build(
+        ecosystem.as_str(),
+        namespace.as_deref(),
+        &name,
+        version,
+        qualifiers,
+    )
+}
+
+/// The image's purl, `pkg:oci/NAME@sha256:…?arch=…&repository_url=…&tag=…` (purl-spec `oci`
+/// type: no namespace, name = last repository segment, lowercased; version = manifest
+/// digest).
+pub fn oci(
+    registry: &str,
+    repository: &str,
+    digest: &str,
+    arch: Option<&str>,
+    tag: Option<&str>,
+) -> String {
+    let name = repository.rsplit('/').next().unwrap_or(repository);
+    let repository_url = format!("{registry}/{repository}");
+    build(
+        "oci",
+        None,
+        &name.to_lowercase(),
+        Some(digest),
+        &[
+            ("arch", arch.unwrap_or_default()),
+            ("repository_url", &repository_url),
+            ("tag", tag.unwrap_or_default()),
+        ],
+    )
+}
+
+/// A purl from its components, in canonical form (the specification's "how to build"):
+/// namespace segments, name, version and qualifier values percent-encoded
+/// ([`percent_encode`]); empty namespace segments, an empty version and qualifiers with
+/// empty values dropped; the rest sorted by key. No per-type normalisation: see [`typed`].
+pub fn build(
     kind: &str,
     namespace: Option<&str>,
     name: &str,
-    version: &str,
-    qualifiers: &mut [(&str, String)],
+    version: Option<&str>,
+    qualifiers: &[(&str, &str)],
 ) -> String {
     let mut out = format!("pkg:{kind}/");
-    if let Some(ns) = namespace
-        .map(|n| n.trim_matches('/'))
-        .filter(|n| !n.is_empty())
+    for segment in namespace
+        .unwrap_or_default()
+        .split('/')
+        .filter(|s| !s.is_empty())
     {
-        for segment in ns.split('/').filter(|s| !s.is_empty()) {
-            out.push_str(&percent_encode(segment));
-            out.push('/');
-        }
+        out.push_str(&percent_encode(segment));
+        out.push('/');
     }
     out.push_str(&percent_encode(name.trim_matches('/')));
-    if !version.is_empty() {
+    if let Some(version) = version.filter(|v| !v.is_empty()) {
         out.push('@');
         out.push_str(&percent_encode(version));
     }
-    qualifiers.sort_by(|a, b| a.0.cmp(b.0));
+    let mut qualifiers: Vec<&(&str, &str)> =
+        qualifiers.iter().filter(|(_, v)| !v.is_empty()).collect();
+    qualifiers.sort_by_key(|(key, _)| *key);
     let mut sep = '?';
-    for (key, value) in qualifiers.iter().filter(|(_, v)| !v.is_empty()) {
+    for (key, value) in qualifiers {
         out.push(sep);
         out.push_str(key);
         out.push('=');
@@ -144,8 +197,10 @@ fn build(
 }
 
 /// Percent-encodes one purl component: ASCII letters and digits, `.-_~` and `:` stay as
-/// they are (the specification's "characters and encoding"); every other byte of the UTF-8
-/// encoding becomes `%XX` with upper-case hex digits.
+/// they are (the specification's "characters and encoding": the colon is never encoded);
+/// every other byte of the UTF-8 encoding becomes `%XX` with upper-case hex digits — `/`
+/// included, also in qualifier values, as the current specification's own test cases write
+/// `repository_url=docker.io%2Flibrary%2Fdebian`.
 pub fn percent_encode(s: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
@@ -400,6 +455,41 @@ mod tests {
         for (p, distro, want) in cases {
             assert_eq!(purl(&p, distro), want, "{p:?}");
         }
+    }
+
+    #[test]
+    fn oci_purl_matches_the_spec_example() {
+        // purl-spec tests/types/oci-test.json, "build": the colon of the digest is not
+        // encoded, the `/` of repository_url is, qualifiers sorted.
+        assert_eq!(
+            oci(
+                "docker.io",
+                "library/debian",
+                "sha256:244fd47e07d10",
+                Some("amd64"),
+                Some("latest")
+            ),
+            "pkg:oci/debian@sha256:244fd47e07d10?arch=amd64&repository_url=docker.io%2Flibrary%2Fdebian&tag=latest"
+        );
+        assert_eq!(
+            oci(
+                "ghcr.io",
+                "Org/Hello-Wasm",
+                "sha256:244fd47e07d10",
+                None,
+                Some("v1")
+            ),
+            "pkg:oci/hello-wasm@sha256:244fd47e07d10?repository_url=ghcr.io%2FOrg%2FHello-Wasm&tag=v1"
+        );
+    }
+
+    #[test]
+    fn build_drops_empty_parts() {
+        assert_eq!(
+            build("golang", Some("/github.com//x/"), "y", None, &[("a", "")]),
+            "pkg:golang/github.com/x/y"
+        );
+        assert_eq!(build("cargo", None, "z", Some(""), &[]), "pkg:cargo/z");
     }
 
     #[test]

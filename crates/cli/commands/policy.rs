@@ -70,11 +70,10 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
 /// Loads the bundle and runs its tests. Tests see the bundle's own data: they set anything
 /// else with `with data.… as …`, so a site's data file cannot make them pass or fail.
 fn test(dir: Option<PathBuf>) -> anyhow::Result<TestReport> {
-    let bundle = match &dir {
-        Some(dir) => PolicyBundle::from_dir(dir)
-            .with_context(|| format!("loading policies from {}", dir.display()))?,
-        None => PolicyBundle::builtin().context("loading the built-in policies")?,
-    };
+    let bundle = PolicyBundle::load(dir.as_deref(), None).with_context(|| match &dir {
+        Some(dir) => format!("loading policies from {}", dir.display()),
+        None => "loading the built-in policies".to_string(),
+    })?;
     run_tests(&bundle, &PolicyLimits::default())
         .with_context(|| format!("testing policies {}", bundle.origin()))
 }

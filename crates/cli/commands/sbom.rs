@@ -5,44 +5,15 @@
 //! `SOURCE_DATE_EPOCH` (reproducible-builds.org), when set, fixes `metadata.timestamp`: the
 //! rest of the document is already a function of the image.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Args;
 use gantry_gate::{Checked, Context};
-use gantry_model::Platform;
-use gantry_registry::SourceRef;
 use gantry_sbom::{Bom, SbomInput, SpecVersion};
 
-use crate::args::{ScanArgs, SourceArgs};
+use crate::args::SbomArgs;
 use crate::output;
-
-/// `gantry sbom`.
-#[derive(Debug, Args)]
-pub struct SbomArgs {
-    /// The image (same forms as `gantry inspect`).
-    #[arg(value_name = "IMAGE")]
-    pub image: SourceRef,
-    /// Platform to pick from a multi-platform index (default: this host's, else linux/amd64).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<Platform>,
-    /// CycloneDX version: 1.6 or 1.5.
-    #[arg(
-        long,
-        alias = "sbom-spec",
-        value_name = "VERSION",
-        default_value = "1.6"
-    )]
-    pub spec: SpecVersion,
-    /// Write the SBOM to FILE instead of stdout.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    #[command(flatten)]
-    pub source: SourceArgs,
-    #[command(flatten)]
-    pub scan: ScanArgs,
-}
 
 pub async fn run(args: SbomArgs) -> anyhow::Result<ExitCode> {
     let source = super::open_source(&args.image, &args.source, &args.scan).await?;
@@ -56,7 +27,7 @@ pub async fn run(args: SbomArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("scanning {} ({})", args.image, image.platform))?;
     let base = gantry_gate::base_facts(source.as_ref(), &image).await;
     let context = Context {
-        now: gantry_sbom::now(),
+        now: gantry_model::time::now(),
         mode: "cli".to_string(),
         base: None,
     };
@@ -100,7 +71,7 @@ fn source_date_epoch() -> anyhow::Result<Option<String>> {
                 .trim()
                 .parse()
                 .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a Unix time"))?;
-            Ok(Some(gantry_sbom::rfc3339(secs)))
+            Ok(Some(gantry_model::time::rfc3339(secs)))
         }
         _ => Ok(None),
     }

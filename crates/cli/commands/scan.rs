@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use gantry_gate::{Context, Gate};
 use gantry_model::Decision;
-use gantry_policy::{Policy, PolicyBundle, PolicyLimits};
+use gantry_policy::{Policy, PolicyLimits};
 use gantry_registry::SourceRef;
 
 use crate::args::{ScanCommandArgs, ScanFormat};
@@ -18,19 +18,16 @@ pub fn load_policy(
     policy: Option<&std::path::Path>,
     data: Option<&std::path::Path>,
 ) -> anyhow::Result<Policy> {
-    let bundle = match policy {
-        Some(dir) => PolicyBundle::from_dir(dir)
-            .with_context(|| format!("loading policies from {}", dir.display()))?,
-        None => PolicyBundle::builtin().context("loading the built-in policies")?,
-    };
-    let bundle = match data {
-        Some(file) => bundle
-            .with_data_file(file)
-            .with_context(|| format!("loading policy data {}", file.display()))?,
-        None => bundle,
-    };
-    Policy::compile(&bundle, &PolicyLimits::default())
-        .with_context(|| format!("compiling policies {}", bundle.origin()))
+    Policy::load(policy, data, &PolicyLimits::default()).with_context(|| {
+        let from = policy.map_or_else(
+            || "the built-in policies".to_string(),
+            |dir| format!("policies from {}", dir.display()),
+        );
+        match data {
+            Some(file) => format!("loading {from} with policy data {}", file.display()),
+            None => format!("loading {from}"),
+        }
+    })
 }
 
 pub async fn run(args: ScanCommandArgs) -> anyhow::Result<ExitCode> {
@@ -52,7 +49,7 @@ pub async fn run(args: ScanCommandArgs) -> anyhow::Result<ExitCode> {
         )?);
     }
     let context = Context {
-        now: gantry_sbom::now(),
+        now: gantry_model::time::now(),
         mode: "cli".to_string(),
         base: None,
     };

@@ -36,6 +36,12 @@ pub enum GateError {
 }
 
 /// `input.facts`.
+///
+/// Not `gantry_analyze::FileFacts`, on purpose: that holds what the layers' files say (and the
+/// top-level `packages` and `unknowns`); this adds what only the gate knows — `base` (labels,
+/// provenance, history, the base image's registry), `size` (the manifest) and `os` — and is the
+/// exact shape of `input.facts` in `docs/policies/input.md`. [`build_input`] moves the file
+/// facts in field by field, so a new file fact is added to both and to that one function.
 #[derive(Debug, Clone, Serialize)]
 pub struct Facts {
     /// USER and what it resolves to.

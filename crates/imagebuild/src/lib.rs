@@ -112,7 +112,7 @@ impl Image {
 
 /// Assembles the image (see the crate docs for what is in it).
 pub fn build(recipe: &Recipe) -> Result<Image> {
-    let created = rfc3339(recipe.epoch);
+    let created = gantry_model::time::rfc3339(recipe.epoch);
     let rootfs = Rootfs::collect(&recipe.binary, &recipe.ca_bundle)?;
     let layer = rootfs.layer(LayerBuilder::new(Compression::Gzip))?;
 
@@ -147,37 +147,4 @@ pub fn build(recipe: &Recipe) -> Result<Image> {
     }
     let built = image.build().map_err(|source| Error::Assemble { source })?;
     Ok(Image { built, rootfs })
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`. Hand-written (Howard Hinnant's
-/// days-to-civil algorithm) rather than a date crate for this one conversion.
-pub fn rfc3339(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let secs = epoch.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn epochs_format_as_rfc3339() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_704_067_200), "2024-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
-    }
 }

@@ -2,14 +2,18 @@
 //! numeric fields, the header checksum and PAX records. Semantics follow Go's
 //! `archive/tar`, the reader containerd and Docker unpack layers with, so Gantry sees the
 //! same files the runtime creates.
+//!
+//! Public because it is Gantry's one tar header parser: the layer walk uses it, and so does
+//! gantry-registry's index of image archives (oci-archive, docker-archive). Each caller keeps
+//! its own limits on how much it reads.
 
 /// Size of a tar block.
-pub(crate) const BLOCK: u64 = 512;
+pub const BLOCK: u64 = 512;
 
 /// Parses a numeric header field: octal text (surrounded by spaces or NULs; empty means
 /// 0), or GNU base-256 when the high bit of the first byte is set. Negative base-256
 /// values and overflow are rejected (`None`): no field Gantry reads can be negative.
-pub(crate) fn parse_numeric(field: &[u8]) -> Option<u64> {
+pub fn parse_numeric(field: &[u8]) -> Option<u64> {
     let first = *field.first()?;
     if first & 0x80 != 0 {
         if first & 0x40 != 0 {
@@ -47,7 +51,7 @@ const CKSUM: std::ops::Range<usize> = 148..156;
 
 /// Checks the header checksum: the sum of all bytes with the checksum field read as spaces.
 /// Like GNU tar and Go, both the unsigned and the historic signed sum are accepted.
-pub(crate) fn check_checksum(block: &[u8; 512]) -> Result<(), String> {
+pub fn check_checksum(block: &[u8; 512]) -> Result<(), String> {
     let stored = block
         .get(CKSUM)
         .and_then(parse_numeric)
@@ -71,15 +75,20 @@ pub(crate) fn check_checksum(block: &[u8; 512]) -> Result<(), String> {
 /// The PAX records Gantry applies to the next entry. An empty value means "keep the
 /// header's value", as in Go's `mergePAX`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Pax {
-    pub(crate) path: Option<Vec<u8>>,
-    pub(crate) linkpath: Option<Vec<u8>>,
-    pub(crate) size: Option<u64>,
-    pub(crate) uid: Option<u64>,
-    pub(crate) gid: Option<u64>,
+pub struct Pax {
+    /// `path`: the entry's path, over the header's (and a GNU long name's).
+    pub path: Option<Vec<u8>>,
+    /// `linkpath`: the link target, over the header's.
+    pub linkpath: Option<Vec<u8>>,
+    /// `size`: the data size, over the header's (entries of 8 GiB and more carry it here).
+    pub size: Option<u64>,
+    /// `uid`.
+    pub uid: Option<u64>,
+    /// `gid`.
+    pub gid: Option<u64>,
     /// `GNU.sparse.name`: the real name of a GNU PAX-format sparse file, whose header path
     /// is a placeholder (`GNUSparseFile.%p/name`). Go applies it over `path`.
-    pub(crate) sparse_name: Option<Vec<u8>>,
+    pub sparse_name: Option<Vec<u8>>,
 }
 
 /// Parses a PAX extended header body: records of the form `"%d %s=%s\n"`, where the
@@ -87,7 +96,7 @@ pub(crate) struct Pax {
 ///
 /// The records are length-prefixed, so values may contain newlines; `tar::PaxExtensions`
 /// splits on `\n` and would reject (or misread) such records, so the body is parsed here.
-pub(crate) fn parse_pax(mut body: &[u8]) -> Result<Pax, String> {
+pub fn parse_pax(mut body: &[u8]) -> Result<Pax, String> {
     let mut pax = Pax::default();
     while !body.is_empty() {
         let space = body
@@ -143,7 +152,7 @@ pub(crate) fn parse_pax(mut body: &[u8]) -> Result<Pax, String> {
 }
 
 /// Truncates a GNU long name/link body at its first NUL, as Go's `parseString` does.
-pub(crate) fn c_string(bytes: &[u8]) -> &[u8] {
+pub fn c_string(bytes: &[u8]) -> &[u8] {
     bytes.split(|&b| b == 0).next().unwrap_or_default()
 }
 

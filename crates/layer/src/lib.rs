@@ -56,7 +56,7 @@ pub use limits::Limits;
 pub use walk::{EntrySink, LayerSpec, LayerWalk, walk_layer};
 
 mod error;
-mod header;
+pub mod header;
 mod limits;
 mod path;
 mod stream;

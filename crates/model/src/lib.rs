@@ -10,6 +10,7 @@
 //! - [`Platform`]: `os/arch[/variant]`, e.g. `linux/arm64/v8`.
 //! - [`oci`]: manifests, indexes, image configs and media-type classification.
 //! - [`fs`]: what a layer walk records about each tar entry.
+//! - [`time`]: RFC 3339 timestamps, the one formatter Gantry writes times with.
 //! - [`Verdict`]: a policy decision with [`Finding`]s that point at a [`Location`].
 //!
 //! ```
@@ -23,6 +24,7 @@ pub mod fs;
 pub mod oci;
 mod platform;
 mod reference;
+pub mod time;
 mod verdict;
 
 pub use digest::{Digest, DigestAlgorithm, DigestError};

@@ -78,6 +78,22 @@ impl PolicyBundle {
         Self::from_files(&dir.display().to_string(), files)
     }
 
+    /// The bundle a command line or a config file names: the directory `dir` (the built-in
+    /// bundle when `None`) with the data file `data` merged over its data
+    /// ([`with_data_file`](Self::with_data_file)) when given. The one way `gantry scan`,
+    /// `gantry sbom`, `gantry policy test` and `gantry serve` load policies; compile it with
+    /// [`Policy::load`](crate::Policy::load).
+    pub fn load(dir: Option<&Path>, data: Option<&Path>) -> Result<Self, PolicyError> {
+        let bundle = match dir {
+            Some(dir) => Self::from_dir(dir)?,
+            None => Self::builtin()?,
+        };
+        match data {
+            Some(file) => bundle.with_data_file(file),
+            None => Ok(bundle),
+        }
+    }
+
     /// Builds a bundle from `(relative path, contents)` pairs.
     fn from_files(
         origin: &str,

@@ -96,6 +96,16 @@ impl std::fmt::Debug for Policy {
 }
 
 impl Policy {
+    /// Loads the bundle in `dir` (the built-in one when `None`) with the data file `data`
+    /// merged in ([`PolicyBundle::load`]), and compiles it.
+    pub fn load(
+        dir: Option<&std::path::Path>,
+        data: Option<&std::path::Path>,
+        limits: &PolicyLimits,
+    ) -> Result<Self, PolicyError> {
+        Self::compile(&PolicyBundle::load(dir, data)?, limits)
+    }
+
     /// Parses and prepares every module of the bundle with its data, and checks that it
     /// defines `data.gantry.verdict`.
     pub fn compile(bundle: &PolicyBundle, limits: &PolicyLimits) -> Result<Self, PolicyError> {

@@ -10,6 +10,7 @@ use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use gantry_layer::header::{self as tar_header, BLOCK};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::RegistryError;
@@ -239,7 +240,6 @@ const MAX_PAX_BYTES: u64 = 64 * 1024;
 /// Symlink and hard-link hops followed when resolving a path (Docker's legacy `docker save`
 /// writes `<id>/layer.tar` symlinks to the first copy of a shared layer: one hop).
 const MAX_LINK_HOPS: usize = 16;
-const BLOCK: u64 = 512;
 
 /// Where a file's data lies in the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,8 +268,9 @@ impl TarIndex {
     ///
     /// The loop is ours rather than `tar::Archive`'s so that GNU long names and PAX headers are
     /// read only up to a limit (the tar crate reads them whole) and PAX `size` records are
-    /// honoured (layers over 8 GiB carry their size there); the tar crate still parses each
-    /// header's fields.
+    /// honoured (layers over 8 GiB carry their size there). Numeric fields, the checksum and PAX
+    /// records are parsed by gantry-layer's tar header parser (`gantry_layer::header`), the
+    /// same code the layer walk uses; the tar crate gives the plain fields (type, names).
     fn build(path: &Path) -> Result<TarIndex, RegistryError> {
         let bad = |reason: String| RegistryError::Archive {
             path: path.to_path_buf(),
@@ -319,12 +320,11 @@ impl TarIndex {
                 return Err(bad(format!("more than {MAX_ENTRIES} entries")));
             }
             let h = tar::Header::from_byte_slice(&header);
-            check_checksum(h, &header)
-                .map_err(|()| bad(format!("header checksum mismatch at byte {pos}")))?;
+            tar_header::check_checksum(&header)
+                .map_err(|m| bad(format!("{m} (header at byte {pos})")))?;
             let pax_records = pax.take();
-            let mut size = h
-                .entry_size()
-                .map_err(|e| bad(format!("bad size in header at byte {pos}: {e}")))?;
+            let mut size = tar_header::parse_numeric(&h.as_old().size)
+                .ok_or_else(|| bad(format!("bad size in header at byte {pos}")))?;
             let mut name: Option<Vec<u8>> = long_name.take();
             let mut link: Option<Vec<u8>> = long_link.take();
             let typ = h.entry_type();
@@ -333,22 +333,11 @@ impl TarIndex {
                 || typ.is_pax_local_extensions()
                 || typ.is_pax_global_extensions();
             if let Some(records) = pax_records.as_deref().filter(|_| !is_extension) {
-                for ext in tar::PaxExtensions::new(records) {
-                    let ext =
-                        ext.map_err(|e| bad(format!("bad PAX header before byte {pos}: {e}")))?;
-                    match ext.key() {
-                        Ok("path") => name = Some(ext.value_bytes().to_vec()),
-                        Ok("linkpath") => link = Some(ext.value_bytes().to_vec()),
-                        Ok("size") => {
-                            size = ext
-                                .value()
-                                .ok()
-                                .and_then(|v| v.parse().ok())
-                                .ok_or_else(|| bad(format!("bad PAX size before byte {pos}")))?;
-                        }
-                        _ => {}
-                    }
-                }
+                let records = tar_header::parse_pax(records)
+                    .map_err(|m| bad(format!("bad PAX header before byte {pos}: {m}")))?;
+                name = records.path.or(name);
+                link = records.linkpath.or(link);
+                size = records.size.unwrap_or(size);
             }
             let data = pos + BLOCK;
             let end = data.checked_add(size).filter(|&e| e <= len).ok_or_else(|| {
@@ -365,9 +354,13 @@ impl TarIndex {
                 Ok(buf)
             };
             if typ.is_gnu_longname() {
-                long_name = Some(trim_nul(read_ext(MAX_PATH_BYTES, "GNU long name")?));
+                long_name = Some(
+                    tar_header::c_string(&read_ext(MAX_PATH_BYTES, "GNU long name")?).to_vec(),
+                );
             } else if typ.is_gnu_longlink() {
-                long_link = Some(trim_nul(read_ext(MAX_PATH_BYTES, "GNU long link name")?));
+                long_link = Some(
+                    tar_header::c_string(&read_ext(MAX_PATH_BYTES, "GNU long link name")?).to_vec(),
+                );
             } else if typ.is_pax_local_extensions() {
                 pax = Some(read_ext(MAX_PAX_BYTES, "PAX header")?);
             } else if typ.is_pax_global_extensions() {
@@ -448,40 +441,6 @@ impl TarIndex {
         }
         Ok(TarIndex { files })
     }
-}
-
-fn check_checksum(h: &tar::Header, raw: &[u8; BLOCK as usize]) -> Result<(), ()> {
-    let expected = h.cksum().map_err(|_| ())?;
-    let field = 148..156;
-    let unsigned: u32 = raw
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| if field.contains(&i) { 32 } else { u32::from(b) })
-        .sum();
-    // Some old writers summed signed bytes.
-    let signed: i64 = raw
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if field.contains(&i) {
-                32
-            } else {
-                i64::from(b as i8)
-            }
-        })
-        .sum();
-    if unsigned == expected || signed == i64::from(expected) {
-        Ok(())
-    } else {
-        Err(())
-    }
-}
-
-fn trim_nul(mut v: Vec<u8>) -> Vec<u8> {
-    while v.last() == Some(&0) {
-        v.pop();
-    }
-    v
 }
 
 /// `./a//b/` → `a/b`; `None` for non-UTF-8, empty or `..`-containing paths (never one of the
@@ -646,6 +605,67 @@ mod tests {
         let store = TarStore::open(f.path()).await.unwrap();
         assert_eq!(store.paths(), vec!["pax/renamed"]);
         assert_eq!(read(&store, "pax/renamed").await, b"data");
+    }
+
+    /// The index reads headers with gantry-layer's parser, as the layer walk does: PAX values
+    /// may hold newlines (the record length decides), sizes may be base-256, and a bad
+    /// checksum or a malformed PAX record is refused with what was wrong.
+    #[tokio::test]
+    async fn headers_are_read_by_the_layer_parser() {
+        let f = archive(|b| {
+            let records = b"12 path=a\nb\n";
+            b.append(
+                &header(
+                    "PaxHeaders/x",
+                    tar::EntryType::XHeader,
+                    records.len() as u64,
+                ),
+                &records[..],
+            )
+            .unwrap();
+            b.append(&header("short", tar::EntryType::Regular, 2), &b"nl"[..])
+                .unwrap();
+            // Size 4 in GNU base-256 instead of octal.
+            let mut h = header("big", tar::EntryType::Regular, 0);
+            let size = &mut h.as_mut_bytes()[124..136];
+            size.fill(0);
+            size[0] = 0x80;
+            size[11] = 4;
+            h.set_cksum();
+            b.append(&h, &b"data"[..]).unwrap();
+        });
+        let store = TarStore::open(f.path()).await.unwrap();
+        assert_eq!(store.paths(), vec!["a\nb", "big"]);
+        assert_eq!(read(&store, "a\nb").await, b"nl");
+        assert_eq!(read(&store, "big").await, b"data");
+
+        let mut h = header("x", tar::EntryType::Regular, 0);
+        h.as_mut_bytes()[0] = b'y';
+        let mut bytes = h.as_bytes().to_vec();
+        bytes.extend_from_slice(&[0u8; 1024]);
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&bytes).unwrap();
+        let e = TarStore::open(f.path()).await.unwrap_err();
+        assert_eq!(e.code(), "invalid-archive");
+        assert!(e.to_string().contains("checksum"), "{e}");
+
+        let f = archive(|b| {
+            let records = b"99 path=a\n";
+            b.append(
+                &header(
+                    "PaxHeaders/x",
+                    tar::EntryType::XHeader,
+                    records.len() as u64,
+                ),
+                &records[..],
+            )
+            .unwrap();
+            b.append(&header("x", tar::EntryType::Regular, 0), io::empty())
+                .unwrap();
+        });
+        let e = TarStore::open(f.path()).await.unwrap_err();
+        assert_eq!(e.code(), "invalid-archive");
+        assert!(e.to_string().contains("PAX record length 99"), "{e}");
     }
 
     #[tokio::test]

@@ -5,7 +5,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_model::ImageRef;
@@ -292,46 +291,6 @@ pub trait ImageSource: Send + Sync + fmt::Debug {
     /// hashes and counts them while it reads. Errors while reading arrive as `io::Error`s that
     /// carry a [`RegistryError`] where one applies ([`RegistryError::from_io_ref`]).
     async fn blob(&self, desc: &Descriptor) -> Result<BlobStream, RegistryError>;
-}
-
-/// Opens a source: connects and authenticates to a registry (after checking it against
-/// `opts.egress`), or indexes a local layout or archive. Nothing is downloaded yet.
-pub async fn open(
-    source: &SourceRef,
-    opts: &SourceOptions,
-) -> Result<Arc<dyn ImageSource>, RegistryError> {
-    let describe = source.to_string();
-    Ok(match source {
-        SourceRef::Registry(image) => {
-            Arc::new(crate::remote::RegistrySource::connect(image, opts).await?)
-        }
-        SourceRef::OciLayout { dir, tag } => {
-            let store = crate::local::DirStore::open(dir).await?;
-            Arc::new(
-                crate::layout::LayoutSource::open(store, tag.as_deref(), describe, &opts.limits)
-                    .await?,
-            )
-        }
-        SourceRef::OciArchive { file, tag } => {
-            let store = crate::local::TarStore::open(file).await?;
-            Arc::new(
-                crate::layout::LayoutSource::open(store, tag.as_deref(), describe, &opts.limits)
-                    .await?,
-            )
-        }
-        SourceRef::DockerArchive { file, reference } => {
-            let store = crate::local::TarStore::open(file).await?;
-            Arc::new(
-                crate::docker_archive::DockerArchiveSource::open(
-                    store,
-                    reference.as_deref(),
-                    describe,
-                    &opts.limits,
-                )
-                .await?,
-            )
-        }
-    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::cdx::{
     Lifecycle, Metadata, Method, Occurrence, Property, SpecVersion, Tools,
 };
 use crate::input::SbomInput;
-use crate::{deps, license, package, purl, stamp};
+use crate::{deps, license, package, stamp};
 
 /// Builds the CycloneDX document of `input` in version `spec`, stamped with the current time.
 ///
@@ -58,7 +58,7 @@ pub fn cyclonedx(input: &SbomInput, spec: SpecVersion) -> Bom {
     // only make the serial number less specific, never wrong in form.
     let content = serde_json::to_vec(&bom).unwrap_or_default();
     bom.serial_number = stamp::serial_number(&content);
-    bom.metadata.timestamp = stamp::now();
+    bom.metadata.timestamp = gantry_model::time::now();
     bom
 }
 
@@ -86,7 +86,7 @@ fn image_component(input: &SbomInput) -> Component {
     let (name, purl) = match &image.reference {
         Some(r) => (
             r.name(),
-            Some(purl::oci(
+            Some(gantry_analyze::purl::oci(
                 r.registry(),
                 r.repository(),
                 &digest,

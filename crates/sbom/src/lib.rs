@@ -23,7 +23,7 @@
 //! use gantry_sbom::{SpecVersion, license, purl};
 //! assert_eq!("1.5".parse::<SpecVersion>().unwrap(), SpecVersion::V1_5);
 //! assert_eq!(SpecVersion::default(), SpecVersion::V1_6);
-//! assert_eq!(purl::encode("1:2.36-9+deb12u9"), "1%3A2.36-9%2Bdeb12u9");
+//! assert_eq!(purl::percent_encode("1:2.36-9+deb12u9"), "1:2.36-9%2Bdeb12u9");
 //! assert_eq!(license::spdx_id("apache-2.0"), Some("Apache-2.0"));
 //! ```
 
@@ -33,13 +33,13 @@ mod deps;
 mod input;
 pub mod license;
 mod package;
-pub mod purl;
 mod stamp;
 
 pub use build::cyclonedx;
 pub use cdx::{Bom, Component, ComponentType, SpecVersion, UnsupportedSpec};
+/// Package URLs: gantry-analyze's encoder, the one every purl in a document comes from.
+pub use gantry_analyze::purl;
 pub use input::{ImageSubject, LayerSubject, SbomInput};
-pub use stamp::{now, rfc3339};
 
 /// Why an SBOM could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
-//! The two identity fields of a document: its serial number (derived from the content) and its
-//! timestamp (the only field that depends on when it was made).
+//! The serial number of a document, derived from its content. (Its timestamp, the only field
+//! that depends on when it was made, is `gantry_model::time::now`.)
 
 use sha2::{Digest as _, Sha256};
 
@@ -24,44 +24,6 @@ pub fn serial_number(content: &[u8]) -> String {
     )
 }
 
-/// RFC 3339 UTC (`2024-01-01T00:00:00Z`) of a Unix time in seconds; times before 1970 are
-/// written as 1970.
-pub fn rfc3339(unix_seconds: i64) -> String {
-    let secs = unix_seconds.max(0);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// The current time, RFC 3339 UTC.
-pub fn now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    rfc3339(secs)
-}
-
-/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm; a date library for
-/// one conversion would be a dependency for twenty lines).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,14 +45,5 @@ mod tests {
             uuid.bytes()
                 .all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_704_067_200), "2024-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400 + 3661), "2000-02-29T01:01:01Z");
-        assert!(now().starts_with("20"));
     }
 }

@@ -422,7 +422,7 @@ fn image_is_the_container_component() {
     assert_eq!(
         image["purl"],
         format!(
-            "pkg:oci/app@sha256%3A{}?arch=amd64&repository_url=registry.example.com%2Fteam%2Fapp&tag=1.0",
+            "pkg:oci/app@sha256:{}?arch=amd64&repository_url=registry.example.com%2Fteam%2Fapp&tag=1.0",
             hex(9)
         )
     );

@@ -14,6 +14,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use gantry_model::time::rfc3339_millis;
 use gantry_model::{Digest, ImageRef, Platform};
 use gantry_store::{ImageCursor, JobView, StoredVerdict, Visibility};
 use serde::Deserialize;
@@ -70,10 +71,6 @@ pub async fn authenticate(
         }
         Err(e) => ApiError::unauthorized(&e, &auth.operator).into_response(),
     }
-}
-
-fn rfc3339_ms(ms: i64) -> String {
-    gantry_sbom::rfc3339(ms.div_euclid(1000))
 }
 
 fn parse_digest(raw: &str) -> Result<Digest, ApiError> {
@@ -173,8 +170,8 @@ fn verdict_body(v: &StoredVerdict) -> Result<Value, ApiError> {
         "decision": v.decision,
         "repository": v.repository,
         "tags": v.tags,
-        "updated_at": rfc3339_ms(v.updated_at_ms),
-        "valid_until": v.valid_until_ms.map(rfc3339_ms),
+        "updated_at": rfc3339_millis(v.updated_at_ms),
+        "valid_until": v.valid_until_ms.map(rfc3339_millis),
         "verdict": verdict,
     }))
 }
@@ -229,7 +226,7 @@ pub async fn report(
         }
         object.insert(
             "context".to_string(),
-            json!({"now": rfc3339_ms(v.updated_at_ms), "mode": v.key.mode}),
+            json!({"now": rfc3339_millis(v.updated_at_ms), "mode": v.key.mode}),
         );
         object.insert("findings".to_string(), json!(findings));
         object.insert("verdict".to_string(), verdict);
@@ -340,7 +337,7 @@ pub async fn images(
                 "reference": i.reference,
                 "decision": i.decision,
                 "tags": i.tags,
-                "updated_at": rfc3339_ms(i.updated_at_ms),
+                "updated_at": rfc3339_millis(i.updated_at_ms),
             })
         })
         .collect();
@@ -362,8 +359,8 @@ fn job_body(j: &JobView) -> Value {
         "policy_digest": j.spec.policy_digest,
         "attempts": j.attempts,
         "last_error": j.last_error,
-        "created_at": rfc3339_ms(j.created_at_ms),
-        "updated_at": rfc3339_ms(j.updated_at_ms),
+        "created_at": rfc3339_millis(j.created_at_ms),
+        "updated_at": rfc3339_millis(j.updated_at_ms),
         "verdict_url": j.spec.digest.as_ref().map(|d| format!("/v1/images/{d}/verdict")),
     })
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_model::Platform;
-use gantry_policy::{Policy, PolicyBundle, PolicyLimits};
+use gantry_policy::{Policy, PolicyLimits};
 use gantry_registry::{AllowRule, Egress, FetchLimits, SourceOptions};
 use gantry_scan::limits::LimitArg;
 use serde::{Deserialize, Deserializer};
@@ -986,16 +986,9 @@ impl Settings {
 }
 
 fn resolve_policy(config: &ServeConfig) -> Result<Arc<Policy>, ConfigError> {
-    let bundle = match &config.policy {
-        Some(dir) => PolicyBundle::from_dir(dir)?,
-        None => PolicyBundle::builtin()?,
-    };
-    let bundle = match &config.policy_data {
-        Some(file) => bundle.with_data_file(file)?,
-        None => bundle,
-    };
-    Ok(Arc::new(Policy::compile(
-        &bundle,
+    Ok(Arc::new(Policy::load(
+        config.policy.as_deref(),
+        config.policy_data.as_deref(),
         &PolicyLimits::default(),
     )?))
 }

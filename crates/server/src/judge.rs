@@ -314,7 +314,7 @@ async fn scan(
 ) -> Result<(Checked, ReportRecord, VerdictRecord), JobError> {
     let image = gantry_registry::resolve_one(source.as_ref(), None).await?;
     let context = Context {
-        now: gantry_sbom::now(),
+        now: gantry_model::time::now(),
         mode: mode.as_str().to_string(),
         base: None,
     };
@@ -386,7 +386,7 @@ async fn base_context(
     let Some(state) = app.store.base_state(base).await? else {
         return Ok((None, None));
     };
-    let at = |ms: i64| gantry_sbom::rfc3339(ms.div_euclid(1000));
+    let at = gantry_model::time::rfc3339_millis;
     let since = state.outdated_since_ms;
     let context = BaseFreshness {
         reference: state.reference,
@@ -408,7 +408,7 @@ async fn judge_facts(
     base: Option<BaseFreshness>,
 ) -> Result<Verdict, JobError> {
     let context = Context {
-        now: gantry_sbom::now(),
+        now: gantry_model::time::now(),
         mode: key.mode.clone(),
         base,
     };

@@ -46,7 +46,7 @@ pub async fn verdict(
         "tags": tags,
         "job_id": job_id,
         "reevaluated": reevaluated,
-        "at": gantry_sbom::now(),
+        "at": gantry_model::time::now(),
     });
     if let Err(e) = app.store.enqueue_notification(&payload.to_string()).await {
         tracing::error!(error = %e, digest = %key.manifest_digest, "cannot queue the verdict notification");

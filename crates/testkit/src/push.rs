@@ -14,7 +14,6 @@ use ureq::http;
 
 use crate::blob::Blob;
 use crate::error::{Error, Result};
-use crate::write::{Artifact, Content};
 
 /// Where a registry answers: anything that knows its base URL (`http://127.0.0.1:PORT`).
 pub trait Target {
@@ -407,38 +406,6 @@ impl RegistryClient {
             .header("docker-content-digest")
             .and_then(|d| d.parse().ok()))
     }
-
-    fn push_content(&self, repo: &str, reference: &str, c: &Content) -> Result<()> {
-        if c.is_manifest {
-            let bytes = c.blob.to_vec()?;
-            self.put_manifest(repo, reference, &c.media_type, &bytes)
-                .map(|_| ())
-        } else {
-            self.push_blob(repo, &c.digest, &c.blob)
-        }
-    }
-}
-
-pub(crate) fn push_artifact(
-    a: &impl Artifact,
-    base: &str,
-    repo: &str,
-    tag: Option<&str>,
-    creds: Option<(&str, &str)>,
-) -> Result<Pushed> {
-    let client = RegistryClient::new(base, creds);
-    for c in a.contents() {
-        client.push_content(repo, &c.digest.to_string(), &c)?;
-    }
-    let root = a.root();
-    let digest_ref = root.digest.to_string();
-    client.push_content(repo, tag.unwrap_or(&digest_ref), &root)?;
-    let host = client.host().to_string();
-    Ok(Pushed {
-        by_digest: format!("{host}/{repo}@{}", root.digest),
-        by_tag: tag.map(|t| format!("{host}/{repo}:{t}")),
-        digest: root.digest,
-    })
 }
 
 /// Splits `Bearer realm="…",service="…"` into the scheme and its parameters.

@@ -64,6 +64,12 @@ pub struct LayerFacts<'a> {
 /// the part of `docs/policies/input.md` it is named after: `user`, `toolchain`, `secrets`,
 /// `setuid`, `shell` and `package_managers` go under `input.facts`; `packages` and
 /// `unknowns` are top-level members of `input`.
+///
+/// Not the same type as `gantry_gate::Facts` (`input.facts`), on purpose: this is what the
+/// layers' *files* say, all that this crate can know. `input.facts` adds what needs the
+/// manifest, the registry or build provenance — `base`, `size`, `os` — and leaves out
+/// `packages` and `unknowns`, which sit at the top of the input. The shared fields are the same
+/// types, moved (not copied) into `Facts` by `gantry_gate::build_input`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileFacts {
     /// `facts.user`.

@@ -9,6 +9,7 @@ mod crosscheck;
 mod dispatch;
 mod facts;
 mod practices;
+mod purl_spec;
 mod runc_user;
 
 use gantry_analyze::facts::{FileFacts, LayerFacts, derive_facts};

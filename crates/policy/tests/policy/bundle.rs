@@ -163,3 +163,40 @@ fn policy_is_send_sync_and_cheap_to_clone() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Policy>();
 }
+
+#[test]
+fn load_is_builtin_or_dir_with_data_merged() {
+    let builtin = PolicyBundle::load(None, None).unwrap();
+    assert_eq!(builtin, PolicyBundle::builtin().unwrap());
+    let dir = PolicyBundle::load(Some(&policies_dir()), None).unwrap();
+    assert_eq!(dir.digest(), builtin.digest());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("site.json");
+    std::fs::write(&file, r#"{"gantry": {"size": {"max_layers": 7}}}"#).unwrap();
+    let merged = PolicyBundle::load(None, Some(&file)).unwrap();
+    assert_eq!(merged.data()["gantry"]["size"]["max_layers"], json!(7));
+    assert_ne!(merged.digest(), builtin.digest());
+    let policy = Policy::load(None, Some(&file), &PolicyLimits::default()).unwrap();
+    assert_eq!(policy.digest(), merged.digest());
+
+    assert!(matches!(
+        PolicyBundle::load(Some(&tmp.path().join("missing")), None),
+        Err(PolicyError::Io { .. })
+    ));
+    assert!(matches!(
+        Policy::load(
+            None,
+            Some(&tmp.path().join("missing.json")),
+            &PolicyLimits::default()
+        ),
+        Err(PolicyError::Io { .. })
+    ));
+    // A directory without the entry point loads but does not compile.
+    std::fs::write(tmp.path().join("x.rego"), "package other\nallow := true\n").unwrap();
+    assert!(PolicyBundle::load(Some(tmp.path()), None).is_ok());
+    assert!(matches!(
+        Policy::load(Some(tmp.path()), None, &PolicyLimits::default()),
+        Err(PolicyError::Compile { .. })
+    ));
+}

@@ -839,61 +839,13 @@ pub(crate) fn full_reference(part: Part<'_>) -> Result<ImageRef, WebhookError> {
 
 /// RFC 3339 UTC for Unix seconds (Harbor's `occur_at`, Docker Hub's `pushed_at`); `None`
 /// outside years 1970..=9999.
-pub(crate) fn unix_to_rfc3339(secs: i64) -> Option<String> {
-    const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    if !(0..=MAX).contains(&secs) {
-        return None;
-    }
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    ))
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`), for non-negative day counts.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+pub(crate) use gantry_model::time::rfc3339_checked as unix_to_rfc3339;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-    #[test]
-    fn unix_seconds_to_rfc3339() {
-        assert_eq!(unix_to_rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
-        assert_eq!(
-            unix_to_rfc3339(1_586_922_308).as_deref(),
-            Some("2020-04-15T03:45:08Z")
-        );
-        assert_eq!(
-            unix_to_rfc3339(951_782_400).as_deref(),
-            Some("2000-02-29T00:00:00Z")
-        );
-        assert_eq!(
-            unix_to_rfc3339(253_402_300_799).as_deref(),
-            Some("9999-12-31T23:59:59Z")
-        );
-        assert_eq!(unix_to_rfc3339(-1), None);
-        assert_eq!(unix_to_rfc3339(i64::MAX), None);
-    }
 
     #[test]
     fn image_ref_assembles_and_guards_parts() {
